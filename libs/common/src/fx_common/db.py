@@ -1,0 +1,155 @@
+"""Store plumbing every service shares: engine, inbox, outbox and the relay lease.
+
+Sessions are synchronous SQLModel sessions; the consumer runs each batch in a worker thread
+(`asyncio.to_thread`), so the event loop keeps serving heartbeats and HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Index, LargeBinary, event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, create_engine, select, update
+
+from fx_common.clock import SystemClock
+
+
+class InboxRecord(SQLModel, table=True):
+    """One row per consumed `ce_id`: the idempotency record of the consumer."""
+
+    __tablename__ = "fx_inbox"
+    ce_id: str = Field(primary_key=True, max_length=128)
+    ce_type: str = Field(max_length=128)
+    topic: str = Field(max_length=128)
+    partition: int
+    offset: int
+    processed_at: datetime
+
+
+class OutboxRecord(SQLModel, table=True):
+    """An encoded record waiting to be published (events and dead letters alike)."""
+
+    __tablename__ = "fx_outbox"
+    __table_args__ = (Index("ix_fx_outbox_pending", "published_at", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ce_id: str | None = Field(default=None, max_length=128, unique=True)
+    ce_type: str | None = Field(default=None, max_length=128)
+    topic: str = Field(max_length=128)
+    key: str | None = Field(default=None, max_length=256)
+    value: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    headers: str  # JSON list of [name, base64 value]
+    created_at: datetime
+    published_at: datetime | None = None
+
+
+class Lease(SQLModel, table=True):
+    """A named lease in the store: one outbox relay (or sweeper) at a time per service."""
+
+    __tablename__ = "fx_lease"
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=128)
+    expires_at: datetime
+
+
+PLUMBING_TABLES: tuple[type[SQLModel], ...] = (InboxRecord, OutboxRecord, Lease)
+
+
+def normalise_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_schema(engine: Engine, tables: Iterable[type[SQLModel]]) -> None:
+    """Create the service's tables (plumbing included) if they are missing."""
+    wanted = [*PLUMBING_TABLES, *tables]
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def known_event_ids(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(session.exec(select(InboxRecord.ce_id).where(InboxRecord.ce_id.in_(chunk))))  # type: ignore[attr-defined]
+    return found
+
+
+def outbox_backlog(session: Session) -> int:
+    query = select(func.count()).select_from(OutboxRecord).where(
+        OutboxRecord.published_at.is_(None)  # type: ignore[union-attr]
+    )
+    return int(session.exec(query).one())
+
+
+def pending_outbox(session: Session, limit: int) -> list[OutboxRecord]:
+    query = (
+        select(OutboxRecord)
+        .where(OutboxRecord.published_at.is_(None))  # type: ignore[union-attr]
+        .order_by(OutboxRecord.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def mark_published(session: Session, ids: Sequence[int], at: datetime) -> None:
+    session.exec(
+        update(OutboxRecord).where(OutboxRecord.id.in_(ids)).values(published_at=at)  # type: ignore[union-attr,call-arg]
+    )
+
+
+def try_lease(engine: Engine, name: str, owner: str, ttl_s: float) -> bool:
+    """Take or renew the lease `name` for `owner`; True when `owner` holds it now.
+
+    Leases are infrastructure, so they run on the system clock even under a simulated one.
+    """
+    now = SystemClock().now()
+    until = now + timedelta(seconds=ttl_s)
+    with Session(engine) as session:
+        with session.begin():
+            taken = session.exec(
+                update(Lease)
+                .where(Lease.name == name)  # type: ignore[arg-type]
+                .where((Lease.owner == owner) | (Lease.expires_at < now))  # type: ignore[arg-type,operator]
+                .values(owner=owner, expires_at=until)
+            )
+            if taken.rowcount:
+                return True
+            if session.get(Lease, name) is not None:
+                return False
+        try:
+            with session.begin():
+                session.add(Lease(name=name, owner=owner, expires_at=until))
+        except IntegrityError:
+            return False
+        return True

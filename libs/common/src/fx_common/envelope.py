@@ -1,0 +1,191 @@
+"""CloudEvents 1.0 over Kafka: encode in binary content mode, decode binary and structured.
+
+Binary mode puts the attributes in `ce_*` headers and the `data` object in the value;
+structured mode (`content-type: application/cloudevents+json`) puts the whole event in the
+value. Decoding validates the data against the contract model of its `ce_type`, so a record
+that comes out of `decode` is a contract-valid event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from fx_common.contracts.registry import model_for
+
+SPECVERSION = "1.0"
+JSON = "application/json"
+STRUCTURED = "application/cloudevents+json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class DecodeError(Exception):
+    """The record is not a CloudEvent we accept, or its data violates the contract."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class UnknownEventType(Exception):
+    """A well-formed event of a type this code base has no contract for (ignored, not DLQ)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded CloudEvent; `data` is the validated contract model."""
+
+    id: str
+    type: str
+    source: str
+    time: datetime
+    data: BaseModel
+    subject: str | None = None
+    traceparent: str | None = None
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+def make_event(
+    ce_type: str,
+    data: dict[str, Any] | BaseModel,
+    *,
+    time: datetime,
+    source: str = "/mall/orders",
+    event_id: str | None = None,
+    subject: str | None = None,
+    traceparent: str | None = None,
+) -> Event:
+    """Build a contract-valid event (upstream injection, tests, simulations)."""
+    model = model_for(ce_type)
+    if model is None:
+        raise UnknownEventType(ce_type)
+    payload = data if isinstance(data, BaseModel) else model.model_validate(data)
+    return Event(
+        id=event_id or new_event_id(),
+        type=ce_type,
+        source=source,
+        time=time,
+        data=payload,
+        subject=subject,
+        traceparent=traceparent,
+    )
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def encode(event: Event) -> tuple[bytes, Headers]:
+    """Binary content mode: (value, headers)."""
+    headers: Headers = [
+        ("ce_specversion", SPECVERSION.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_time", rfc3339(event.time).encode()),
+        ("content-type", JSON.encode()),
+    ]
+    if event.subject:
+        headers.append(("ce_subject", event.subject.encode()))
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
+    value = event.data.model_dump_json(exclude_none=True).encode()
+    return value, headers
+
+
+def encode_structured(event: Event) -> tuple[bytes, Headers]:
+    """Structured content mode, as many upstream tools send it (used by tests and fxctl)."""
+    body: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": rfc3339(event.time),
+        "datacontenttype": JSON,
+        "data": event.data.model_dump(mode="json", exclude_none=True),
+    }
+    if event.subject:
+        body["subject"] = event.subject
+    if event.traceparent:
+        body["traceparent"] = event.traceparent
+    return json.dumps(body).encode(), [("content-type", STRUCTURED.encode())]
+
+
+def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]) -> Event:
+    """Decode a Kafka record; raises DecodeError (dead-letter) or UnknownEventType (ignore)."""
+    hdrs = {k: v.decode("utf-8", "replace") for k, v in headers if v is not None}
+    if value is None:
+        raise DecodeError("empty_value", "record has no value (tombstone)")
+    content_type = hdrs.get("content-type", "")
+    if content_type.startswith(STRUCTURED):
+        attrs, data = _structured_attributes(value)
+    else:
+        attrs = {k[3:]: v for k, v in hdrs.items() if k.startswith("ce_")}
+        if "traceparent" in hdrs:
+            attrs["traceparent"] = hdrs["traceparent"]
+        data = _json(value)
+    return _build(attrs, data)
+
+
+def _json(value: bytes) -> Any:
+    try:
+        return json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError("invalid_json", str(exc)) from exc
+
+
+def _structured_attributes(value: bytes) -> tuple[dict[str, str], Any]:
+    body = _json(value)
+    if not isinstance(body, dict):
+        raise DecodeError("invalid_envelope", "structured CloudEvent must be a JSON object")
+    data = body.pop("data", None)
+    attrs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    return attrs, data
+
+
+def _build(attrs: dict[str, str], data: Any) -> Event:
+    missing = [a for a in ("specversion", "id", "type", "source", "time") if not attrs.get(a)]
+    if missing:
+        raise DecodeError("invalid_envelope", f"missing CloudEvents attributes: {missing}")
+    if attrs["specversion"] != SPECVERSION:
+        raise DecodeError("unsupported_version", f"specversion {attrs['specversion']!r}")
+    model = model_for(attrs["type"])
+    if model is None:
+        raise UnknownEventType(attrs["type"])
+    try:
+        time = datetime.fromisoformat(attrs["time"].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DecodeError("invalid_envelope", f"ce_time: {exc}") from exc
+    if time.tzinfo is None:
+        raise DecodeError("invalid_envelope", "ce_time has no timezone")
+    if not isinstance(data, dict):
+        raise DecodeError("contract_violation", "data must be a JSON object")
+    try:
+        payload = model.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<data>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise DecodeError("contract_violation", details) from exc
+    known = {"specversion", "id", "type", "source", "time", "subject", "traceparent"}
+    return Event(
+        id=attrs["id"],
+        type=attrs["type"],
+        source=attrs["source"],
+        time=time.astimezone(UTC),
+        data=payload,
+        subject=attrs.get("subject"),
+        traceparent=attrs.get("traceparent"),
+        extensions={k: v for k, v in attrs.items() if k not in known},
+    )

@@ -1,0 +1,232 @@
+"""A service process: store, consumer, outbox relay, clock, sweeper — started and stopped
+together, inside the FastAPI lifespan (see `fx_common.http`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from fx_common import db
+from fx_common.clock import Clock, SimulatedClock, SystemClock
+from fx_common.contracts.clock import ClockSet
+from fx_common.contracts.topics import CLOCK, SERVICES, dlq_topic
+from fx_common.envelope import DecodeError, UnknownEventType, decode
+from fx_common.processing import (
+    BatchProcessor,
+    Consumer,
+    Handler,
+    OutboxRelay,
+    TickHandler,
+    UnitOfWork,
+)
+from fx_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything that makes one service: its topics, handlers, tables and routes."""
+
+    name: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler]
+    tables: Sequence[type[SQLModel]]
+    outputs: Sequence[str] = ()
+    router: APIRouter | None = None
+    on_tick: TickHandler | None = None
+    settings_cls: type[ServiceSettings] = ServiceSettings
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
+    """Create missing topics (clock: one partition, so every move is ordered)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(t, 1 if t == CLOCK else partitions, 1) for t in topics if t not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+def all_topics(partitions: int = 3) -> list[str]:
+    from fx_common.contracts import topics as t
+
+    return [
+        t.MALL_SHARES, t.MALL_ORDERS, t.QUALIFICATION, t.BINDINGS, t.ATTRIBUTIONS,
+        t.COMMISSIONS, t.PAYOUTS, t.CLOCK, *(dlq_topic(s) for s in SERVICES),
+    ]  # fmt: skip
+
+
+class ClockFollower:
+    """Keeps this replica's simulated clock at the latest `fx.clock.set` (no group)."""
+
+    def __init__(self, bootstrap_servers: str, clock: SimulatedClock) -> None:
+        self.clock = clock
+        self.kafka = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        )
+
+    async def run(self) -> None:
+        await self.kafka.start()
+        try:
+            partition = TopicPartition(CLOCK, 0)
+            self.kafka.assign([partition])
+            await self.kafka.seek_to_beginning(partition)
+            async for record in self.kafka:
+                with contextlib.suppress(DecodeError, UnknownEventType):
+                    event = decode(record.value, record.headers)
+                    if isinstance(event.data, ClockSet):
+                        self.clock.advance_to(event.data.now)
+        finally:
+            await self.kafka.stop()
+
+
+class ServiceRuntime:
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.engine: Engine = db.make_engine(settings.store_url())
+        self.clock: Clock
+        simulated = SimulatedClock(settings.clock_start) if settings.clock == "simulated" else None
+        self.clock = simulated or SystemClock()
+        topics = [*spec.topics, *([CLOCK] if simulated else [])]
+        self.processor = BatchProcessor(
+            spec.name, self.engine, spec.handlers, spec.on_tick, simulated
+        )
+        self.relay = OutboxRelay(
+            spec.name, self.engine, settings.kafka_bootstrap_servers, batch=settings.outbox_batch
+        )
+        self.consumer = Consumer(
+            spec.name,
+            settings.kafka_bootstrap_servers,
+            topics,
+            self.processor,
+            max_records=settings.batch_max_records,
+            max_wait_ms=settings.batch_max_wait_ms,
+            on_batch=lambda outcome: self.relay.wake(),
+        )
+        self.follower = ClockFollower(settings.kafka_bootstrap_servers, simulated) if simulated else None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        await asyncio.to_thread(db.create_schema, self.engine, self.spec.tables)
+        await self._until_broker(
+            lambda: ensure_topics(
+                self.settings.kafka_bootstrap_servers,
+                all_topics(),
+                self.settings.topic_partitions,
+            )
+        )
+        await self.relay.start()
+        await self.consumer.start()
+        self._spawn(self.relay.run(), "relay")
+        self._spawn(self.consumer.run(), "consumer")
+        if self.follower is not None:
+            self._spawn(self.follower.run(), "clock-follower")
+        elif self.spec.on_tick is not None:
+            self._spawn(self._sweep_forever(), "sweeper")
+        self.started = True
+        log.info("service started", extra={"topics": list(self.spec.topics)})
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{self.spec.name}-{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s crashed; exiting", task.get_name(), exc_info=task.exception())
+            os._exit(70)  # a supervisor restarts us; nothing was committed beyond the store
+
+    async def _until_broker(self, attempt: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await attempt()
+                return
+            except (KafkaError, OSError) as exc:
+                log.warning("broker not reachable yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _sweep_forever(self) -> None:
+        """System clock only: run time-driven rules periodically, one replica at a time."""
+        assert self.spec.on_tick is not None
+        owner = f"{self.spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        interval = self.settings.sweep_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(db.try_lease, self.engine, "sweeper", owner, interval * 3):
+                    await asyncio.to_thread(self.tick, self.clock.now())
+                    self.relay.wake()
+            except Exception:
+                log.exception("sweep failed; next interval retries")
+
+    def tick(self, now: datetime) -> None:
+        assert self.spec.on_tick is not None
+        with Session(self.engine) as session, session.begin():
+            uow = UnitOfWork(session, self.spec.name)
+            uow.caused_by(f"tick:{now.isoformat()}", None)
+            self.spec.on_tick(uow, now)
+            uow.flush_outbox()
+
+    def command(self, cause_id: str, apply: Callable[[UnitOfWork], Any]) -> Any:
+        """Run an HTTP command in one transaction with the outbox (call from a thread)."""
+        with Session(self.engine) as session, session.begin():
+            uow = UnitOfWork(session, self.spec.name)
+            uow.caused_by(cause_id, None)
+            result = apply(uow)
+            uow.flush_outbox()
+        self.relay.wake()
+        return result
+
+    def ready(self) -> dict[str, bool]:
+        store = True
+        try:
+            db.ping(self.engine)
+        except Exception:
+            store = False
+        broker = self.started and bool(self.consumer.kafka._client.cluster.brokers())
+        return {"store": store, "broker": broker}
+
+    async def stop(self) -> None:
+        """SIGTERM: stop fetching, finish and commit the batch, flush the outbox, exit."""
+        log.info("stopping: finishing the batch in flight and flushing the outbox")
+        await self.consumer.stop()
+        await self.relay.stop()
+        relay_task = next((t for t in self._tasks if t.get_name().endswith("-relay")), None)
+        for task in self._tasks:
+            if task is not relay_task:
+                task.cancel()
+        if relay_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(relay_task), timeout=20)
+            relay_task.cancel()
+        for task in self._tasks:
+            task.remove_done_callback(self._task_done)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.relay.close()
+        self.engine.dispose()

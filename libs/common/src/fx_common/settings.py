@@ -1,0 +1,43 @@
+"""Settings from the environment: `FX_*`, plus the conventional unprefixed names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FX_", extra="ignore")
+
+    service: str = "fx"
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "FX_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("DATABASE_URL", "FX_DATABASE_URL")
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FX_REDIS_URL")
+    )
+    var_dir: Path = Path("var")
+    clock: Literal["system", "simulated"] = "system"
+    clock_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    jwt_secret: str = "dev-only-secret-change-me"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8100
+    topic_partitions: int = Field(3, ge=1)
+    batch_max_records: int = Field(500, ge=1)
+    batch_max_wait_ms: int = Field(50, ge=0)
+    outbox_batch: int = Field(1000, ge=1)
+    sweep_interval_s: float = Field(30.0, gt=0)
+    log_level: str = "INFO"
+
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.var_dir / (self.service.replace('-', '_') + '.db')}"

@@ -1,0 +1,59 @@
+"""Helpers for tests and benchmarks: records as the consumer sees them, without a broker."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel
+
+from fx_common.contracts.registry import EVENT_TOPIC, key_for
+from fx_common.envelope import encode, make_event
+
+_offsets = itertools.count()
+
+
+def record(
+    ce_type: str,
+    data: dict[str, Any] | BaseModel,
+    *,
+    time: datetime,
+    event_id: str | None = None,
+    topic: str | None = None,
+    partition: int = 0,
+) -> ConsumerRecord[bytes, bytes]:
+    """A contract-valid CloudEvent in binary mode, as a consumed record."""
+    event = make_event(ce_type, data, time=time, event_id=event_id)
+    value, headers = encode(event)
+    return raw_record(
+        topic or EVENT_TOPIC[ce_type],
+        value,
+        headers,
+        key=key_for(ce_type, event.data),  # type: ignore[arg-type]
+        partition=partition,
+    )
+
+
+def raw_record(
+    topic: str,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    *,
+    key: str | None = None,
+    partition: int = 0,
+) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=next(_offsets),
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode() if key is not None else None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value or b""),
+        headers=tuple(headers),
+    )
