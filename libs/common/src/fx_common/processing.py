@@ -306,6 +306,7 @@ class Consumer:
         *,
         max_records: int = 500,
         max_wait_ms: int = 50,
+        session_timeout_ms: int = 10_000,
         on_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:
         self.service = service
@@ -326,6 +327,8 @@ class Consumer:
             auto_offset_reset="earliest",
             max_poll_records=max_records,
             isolation_level="read_committed",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=session_timeout_ms // 3,
         )
 
     async def start(self) -> None:

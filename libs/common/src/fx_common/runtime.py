@@ -124,6 +124,7 @@ class ServiceRuntime:
             self.processor,
             max_records=settings.batch_max_records,
             max_wait_ms=settings.batch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
             on_batch=lambda outcome: self.relay.wake(),
         )
         self.follower = ClockFollower(settings.kafka_bootstrap_servers, simulated) if simulated else None

@@ -31,6 +31,7 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     topic_partitions: int = Field(3, ge=1)
+    kafka_session_timeout_ms: int = Field(10_000, ge=6_000)
     batch_max_records: int = Field(500, ge=1)
     batch_max_wait_ms: int = Field(50, ge=0)
     outbox_batch: int = Field(1000, ge=1)

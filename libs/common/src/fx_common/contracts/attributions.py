@@ -1,0 +1,68 @@
+"""`fx.attributions.v1`: which distributor benefits from an order (producer: referral-binding).
+
+Kafka key: `distributor_id`. Completions and refunds of an attributed order follow it to the
+same distributor; orders that were not attributed produce no event here.
+"""
+
+from typing import Literal
+
+from fx_common.contracts.base import ContractModel, StrictId, require_unique
+from fx_common.contracts.mall_orders import OrderLine, RefundLine
+from pydantic import AwareDatetime, Field, field_validator
+
+__all__ = [
+    "ATTRIBUTED_ORDER_COMPLETED",
+    "ATTRIBUTED_ORDER_REFUNDED",
+    "ORDER_ATTRIBUTED",
+    "AttributedOrderCompleted",
+    "AttributedOrderRefunded",
+    "OrderAttributed",
+]
+
+ORDER_ATTRIBUTED = "fx.order.attributed"
+ATTRIBUTED_ORDER_COMPLETED = "fx.order.completed"
+ATTRIBUTED_ORDER_REFUNDED = "fx.order.refunded"
+
+
+class OrderAttributed(ContractModel):
+    """A paid order was attributed to a distributor (evaluated at `paid_at`).
+
+    `basis`: `self` (the buyer is the candidate/distributor), `binding` (the buyer's
+    protected binding) or `share_link` (the order's share link). The lines are the mall's,
+    unchanged: qualification counts the order, commission accrues per line.
+    """
+
+    order_id: StrictId
+    buyer_id: StrictId
+    distributor_id: StrictId
+    basis: Literal["self", "binding", "share_link"]
+    paid_at: AwareDatetime
+    lines: list[OrderLine] = Field(min_length=1)
+
+    @field_validator("lines")
+    @classmethod
+    def _line_ids_unique(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        require_unique([line.line_id for line in lines], "line_id")
+        return lines
+
+
+class AttributedOrderCompleted(ContractModel):
+    """The buyer confirmed receipt of an attributed order; the after-sales hold starts."""
+
+    order_id: StrictId
+    distributor_id: StrictId
+
+
+class AttributedOrderRefunded(ContractModel):
+    """An attributed order was (partly) refunded; the mall's refund lines, unchanged."""
+
+    order_id: StrictId
+    distributor_id: StrictId
+    refund_id: StrictId
+    lines: list[RefundLine] = Field(min_length=1)
+
+    @field_validator("lines")
+    @classmethod
+    def _line_ids_unique(cls, lines: list[RefundLine]) -> list[RefundLine]:
+        require_unique([line.line_id for line in lines], "line_id")
+        return lines

@@ -1,0 +1,75 @@
+"""`fx.qualification.v1`: a user's way to becoming a distributor (producer: qualification).
+
+Kafka key: `user_id`. referral-binding and commission read it to know who is eligible
+(`assessing` / `qualified`) and to hold, release or void commission.
+"""
+
+from fx_common.contracts.base import ContractModel, Count, Reason, StrictId
+from pydantic import AwareDatetime, Field
+
+__all__ = [
+    "ASSESSMENT_FAILED",
+    "ASSESSMENT_PROGRESSED",
+    "ASSESSMENT_STARTED",
+    "DISTRIBUTOR_APPLIED",
+    "DISTRIBUTOR_QUALIFIED",
+    "DISTRIBUTOR_REVOKED",
+    "AssessmentFailed",
+    "AssessmentProgressed",
+    "AssessmentStarted",
+    "DistributorApplied",
+    "DistributorQualified",
+    "DistributorRevoked",
+]
+
+DISTRIBUTOR_APPLIED = "fx.distributor.applied"
+ASSESSMENT_STARTED = "fx.distributor.assessment_started"
+ASSESSMENT_PROGRESSED = "fx.distributor.assessment_progressed"
+DISTRIBUTOR_QUALIFIED = "fx.distributor.qualified"
+ASSESSMENT_FAILED = "fx.distributor.assessment_failed"
+DISTRIBUTOR_REVOKED = "fx.distributor.revoked"
+
+
+class DistributorApplied(ContractModel):
+    """A user applied to become a distributor; the assessment starts once contact is confirmed."""
+
+    user_id: StrictId
+
+
+class AssessmentStarted(ContractModel):
+    """The applicant's customer-service contact was confirmed: the user is now a candidate
+    (`assessing`) and must reach `required_orders` qualifying orders before `deadline`.
+    """
+
+    user_id: StrictId
+    deadline: AwareDatetime = Field(description="End of the assessment window.")
+    required_orders: Count
+
+
+class AssessmentProgressed(ContractModel):
+    """The candidate's count of qualifying orders changed (an order counted or was refunded)."""
+
+    user_id: StrictId
+    qualifying_orders: Count
+    required_orders: Count
+
+
+class DistributorQualified(ContractModel):
+    """The candidate reached the required count and is a distributor, permanently."""
+
+    user_id: StrictId
+    order_ids: list[StrictId] = Field(description="The qualifying orders that counted.")
+
+
+class AssessmentFailed(ContractModel):
+    """The assessment window closed short of the required count; held commission is voided."""
+
+    user_id: StrictId
+    qualifying_orders: Count
+
+
+class DistributorRevoked(ContractModel):
+    """Ops revoked a distributor (e.g. for fraud); their bindings are released."""
+
+    user_id: StrictId
+    reason: Reason

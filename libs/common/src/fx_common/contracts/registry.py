@@ -1,0 +1,156 @@
+"""Every event type we consume or publish: its data model, its topic and its Kafka key.
+
+Lookups by `ce_type` return `None` for types we do not know (e.g. other `mall.*` types on
+an upstream topic), which consumers ignore rather than dead-letter.
+"""
+
+from fx_common.contracts import (
+    attributions,
+    bindings,
+    clock,
+    commissions,
+    mall_orders,
+    mall_shares,
+    payouts,
+    qualification,
+    topics,
+)
+from fx_common.contracts.base import ContractModel
+from pydantic import BaseModel
+
+__all__ = [
+    "EVENT_KEY_FIELD",
+    "EVENT_MODELS",
+    "EVENT_TOPIC",
+    "TOPIC_CONSTANT_KEY",
+    "TOPIC_EVENT_TYPES",
+    "TOPIC_KEY_FIELD",
+    "key_for",
+    "model_for",
+]
+
+TOPIC_EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    topics.MALL_SHARES: (mall_shares.SHARE_CREATED, mall_shares.SHARE_VISITED),
+    topics.MALL_ORDERS: (
+        mall_orders.ORDER_PAID,
+        mall_orders.ORDER_COMPLETED,
+        mall_orders.ORDER_REFUNDED,
+    ),
+    topics.QUALIFICATION: (
+        qualification.DISTRIBUTOR_APPLIED,
+        qualification.ASSESSMENT_STARTED,
+        qualification.ASSESSMENT_PROGRESSED,
+        qualification.DISTRIBUTOR_QUALIFIED,
+        qualification.ASSESSMENT_FAILED,
+        qualification.DISTRIBUTOR_REVOKED,
+    ),
+    topics.BINDINGS: (
+        bindings.BINDING_CREATED,
+        bindings.BINDING_EXTENDED,
+        bindings.BINDING_RELEASED,
+    ),
+    topics.ATTRIBUTIONS: (
+        attributions.ORDER_ATTRIBUTED,
+        attributions.ATTRIBUTED_ORDER_COMPLETED,
+        attributions.ATTRIBUTED_ORDER_REFUNDED,
+    ),
+    topics.COMMISSIONS: (
+        commissions.COMMISSION_ACCRUED,
+        commissions.COMMISSION_RELEASED,
+        commissions.COMMISSION_VOIDED,
+        commissions.COMMISSION_ADJUSTED,
+        commissions.COMMISSION_SETTLED,
+        commissions.COMMISSION_REVERSED,
+    ),
+    topics.PAYOUTS: (
+        payouts.WITHDRAWAL_REQUESTED,
+        payouts.WITHDRAWAL_APPROVED,
+        payouts.WITHDRAWAL_REJECTED,
+        payouts.WITHDRAWAL_PAID,
+        payouts.WITHDRAWAL_FAILED,
+    ),
+    topics.CLOCK: (clock.CLOCK_SET,),
+}
+
+EVENT_MODELS: dict[str, type[ContractModel]] = {
+    mall_shares.SHARE_CREATED: mall_shares.ShareCreated,
+    mall_shares.SHARE_VISITED: mall_shares.ShareVisited,
+    mall_orders.ORDER_PAID: mall_orders.OrderPaid,
+    mall_orders.ORDER_COMPLETED: mall_orders.OrderCompleted,
+    mall_orders.ORDER_REFUNDED: mall_orders.OrderRefunded,
+    qualification.DISTRIBUTOR_APPLIED: qualification.DistributorApplied,
+    qualification.ASSESSMENT_STARTED: qualification.AssessmentStarted,
+    qualification.ASSESSMENT_PROGRESSED: qualification.AssessmentProgressed,
+    qualification.DISTRIBUTOR_QUALIFIED: qualification.DistributorQualified,
+    qualification.ASSESSMENT_FAILED: qualification.AssessmentFailed,
+    qualification.DISTRIBUTOR_REVOKED: qualification.DistributorRevoked,
+    bindings.BINDING_CREATED: bindings.BindingCreated,
+    bindings.BINDING_EXTENDED: bindings.BindingExtended,
+    bindings.BINDING_RELEASED: bindings.BindingReleased,
+    attributions.ORDER_ATTRIBUTED: attributions.OrderAttributed,
+    attributions.ATTRIBUTED_ORDER_COMPLETED: attributions.AttributedOrderCompleted,
+    attributions.ATTRIBUTED_ORDER_REFUNDED: attributions.AttributedOrderRefunded,
+    commissions.COMMISSION_ACCRUED: commissions.CommissionAccrued,
+    commissions.COMMISSION_RELEASED: commissions.CommissionReleased,
+    commissions.COMMISSION_VOIDED: commissions.CommissionVoided,
+    commissions.COMMISSION_ADJUSTED: commissions.CommissionAdjusted,
+    commissions.COMMISSION_SETTLED: commissions.CommissionSettled,
+    commissions.COMMISSION_REVERSED: commissions.CommissionReversed,
+    payouts.WITHDRAWAL_REQUESTED: payouts.WithdrawalRequested,
+    payouts.WITHDRAWAL_APPROVED: payouts.WithdrawalApproved,
+    payouts.WITHDRAWAL_REJECTED: payouts.WithdrawalRejected,
+    payouts.WITHDRAWAL_PAID: payouts.WithdrawalPaid,
+    payouts.WITHDRAWAL_FAILED: payouts.WithdrawalFailed,
+    clock.CLOCK_SET: clock.ClockSet,
+}
+
+EVENT_TOPIC: dict[str, str] = {
+    ce_type: topic for topic, ce_types in TOPIC_EVENT_TYPES.items() for ce_type in ce_types
+}
+
+TOPIC_KEY_FIELD: dict[str, str] = {
+    topics.MALL_ORDERS: "buyer_id",
+    topics.QUALIFICATION: "user_id",
+    topics.BINDINGS: "customer_id",
+    topics.ATTRIBUTIONS: "distributor_id",
+    topics.COMMISSIONS: "distributor_id",
+    topics.PAYOUTS: "distributor_id",
+}
+"""The data field whose value is the Kafka key, for topics where it is the same for every type.
+
+Not listed: `mall.shares.v1` (the key depends on the type, see `EVENT_KEY_FIELD`) and
+`fx.clock.v1` (a constant key, see `TOPIC_CONSTANT_KEY`). `key_for` covers every type.
+"""
+
+TOPIC_CONSTANT_KEY: dict[str, str] = {topics.CLOCK: clock.CLOCK_KEY}
+"""Topics whose Kafka key is a constant rather than a data field."""
+
+EVENT_KEY_FIELD: dict[str, str] = {
+    mall_shares.SHARE_CREATED: "sharer_id",
+    mall_shares.SHARE_VISITED: "visitor_id",
+    **{
+        ce_type: TOPIC_KEY_FIELD[topic]
+        for ce_type, topic in EVENT_TOPIC.items()
+        if topic in TOPIC_KEY_FIELD
+    },
+}
+"""The data field whose value is the Kafka key, per `ce_type` (constant-key types excluded)."""
+
+
+def model_for(ce_type: str) -> type[ContractModel] | None:
+    """The data model of `ce_type`, or `None` when the type is not part of our contracts."""
+    return EVENT_MODELS.get(ce_type)
+
+
+def key_for(ce_type: str, data: BaseModel) -> str:
+    """The Kafka key of an event of type `ce_type` with this data (it defines ordering)."""
+    field = EVENT_KEY_FIELD.get(ce_type)
+    if field is not None:
+        key = getattr(data, field)
+        if not isinstance(key, str):
+            raise TypeError(f"{ce_type}: key field {field!r} is not a string")
+        return key
+    topic = EVENT_TOPIC.get(ce_type)
+    if topic is not None and topic in TOPIC_CONSTANT_KEY:
+        return TOPIC_CONSTANT_KEY[topic]
+    raise KeyError(f"unknown event type {ce_type!r}")

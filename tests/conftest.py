@@ -1,0 +1,58 @@
+"""Shared fixtures: the real broker, real stores, and helpers to publish and read topics."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.kafka_helpers import bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    return bootstrap_servers()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_topics(bootstrap: str) -> object:
+    async def create(*names: str, partitions: int = 3) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        finally:
+            await admin.close()
+
+    return create
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str] | str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
+    return fresh_postgres_database(url)
+
+
+def fresh_postgres_database(url: str) -> str:
+    """A new, empty database on the test server, so tests never see each other's rows."""
+    from sqlalchemy import create_engine, text
+
+    name = f"fx_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
