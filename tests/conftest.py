@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.kafka_helpers import bootstrap_servers
+from tests.probing import Probe
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,16 @@ def bootstrap() -> str:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def probes() -> Iterator[list[Probe]]:
+    """Probe processes a test started; any still running afterwards is killed."""
+    started: list[Probe] = []
+    yield started
+    for probe in started:
+        if probe.proc is not None and probe.proc.poll() is None:
+            probe.proc.kill()
 
 
 @pytest.fixture

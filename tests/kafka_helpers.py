@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-
 from fx_common.contracts.registry import key_for
 from fx_common.envelope import Event, encode
 
@@ -48,7 +47,9 @@ async def read_all(
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+        partitions = [
+            TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])
+        ]
         if not partitions:
             await consumer._client.force_metadata_update()
             partitions = [

@@ -4,100 +4,20 @@ running a probe service (tests/probe_service.py) as real processes and killing t
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-
-from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import dlq_topic
-from fx_common.envelope import Event, encode, make_event
+from fx_common.envelope import encode
+
 from tests.kafka_helpers import header, publish, read_all
+from tests.probing import T0, Probe, effect_count, paid, query, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
 pytestmark = pytest.mark.integration
-
-
-class Probe:
-    """One probe service process."""
-
-    def __init__(self, name: str, input_topic: str, output_topic: str, url: str) -> None:
-        self.args = [name, input_topic, output_topic, url]
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "FX_KAFKA_SESSION_TIMEOUT_MS": "6000"}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "probe_service.py"), *self.args],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.strip() == "ready", f"probe did not start: {line!r}"
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(60) == 0, "graceful stop must exit 0"
-
-
-@pytest.fixture
-def probes() -> Iterator[list[Probe]]:
-    started: list[Probe] = []
-    yield started
-    for probe in started:
-        if probe.proc is not None and probe.proc.poll() is None:
-            probe.proc.kill()
-
-
-def paid(order_id: str, buyer: str, at: datetime = T0) -> Event:
-    data = {**SAMPLES["mall.order.paid"], "order_id": order_id, "buyer_id": buyer}
-    return make_event("mall.order.paid", data, time=at)
-
-
-def query(url: str, sql: str) -> list[Any]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
-def effect_count(url: str) -> int:
-    try:
-        return int(query(url, "SELECT count(*) FROM probe_effect")[0][0])
-    except Exception:
-        return 0
-
-
-async def wait_for(url: str, expected: int, timeout: float = 120) -> int:
-    deadline = asyncio.get_running_loop().time() + timeout
-    count = 0
-    while asyncio.get_running_loop().time() < deadline:
-        count = effect_count(url)
-        if count >= expected:
-            break
-        await asyncio.sleep(0.25)
-    await asyncio.sleep(1.0)  # let any duplicate that would appear, appear
-    return effect_count(url)
 
 
 async def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(
@@ -142,7 +62,9 @@ async def test_kill_minus_9_mid_batch_loses_and_duplicates_nothing(
 
     for url in (first_url, second_url):
         assert query(url, "SELECT count(DISTINCT event_id) FROM probe_effect")[0][0] == total
-    outbox = query(first_url, "SELECT count(*), count(DISTINCT ce_id), count(published_at) FROM fx_outbox")
+    outbox = query(
+        first_url, "SELECT count(*), count(DISTINCT ce_id), count(published_at) FROM fx_outbox"
+    )
     assert outbox[0] == (total, total, total)
     on_wire = await read_all(bootstrap, mid_topic, expect=total)
     ids = Counter(header(r, "ce_id") for r in on_wire)
@@ -210,7 +132,10 @@ async def test_per_key_order_holds_with_two_replicas_and_a_rebalance(
     ]
     await publish(bootstrap, in_topic, events[: len(events) // 2])
     name = f"probe-{unique}"
-    one, two = Probe(name, in_topic, out_topic, store_url), Probe(name, in_topic, out_topic, store_url)
+    one, two = (
+        Probe(name, in_topic, out_topic, store_url),
+        Probe(name, in_topic, out_topic, store_url),
+    )
     probes += [one, two]
     one.start()
     await asyncio.sleep(0.5)
