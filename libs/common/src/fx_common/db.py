@@ -39,6 +39,7 @@ class OutboxRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ce_id: str | None = Field(default=None, max_length=128, unique=True)
     ce_type: str | None = Field(default=None, max_length=128)
+    cause_id: str | None = Field(default=None, max_length=160, index=True)
     topic: str = Field(max_length=128)
     key: str | None = Field(default=None, max_length=256)
     value: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
@@ -106,8 +107,12 @@ def known_event_ids(session: Session, ids: Sequence[str]) -> set[str]:
 
 
 def outbox_backlog(session: Session) -> int:
-    query = select(func.count()).select_from(OutboxRecord).where(
-        OutboxRecord.published_at.is_(None)  # type: ignore[union-attr]
+    query = (
+        select(func.count())
+        .select_from(OutboxRecord)
+        .where(
+            OutboxRecord.published_at.is_(None)  # type: ignore[union-attr]
+        )
     )
     return int(session.exec(query).one())
 

@@ -20,7 +20,12 @@ from pydantic import BaseModel
 from fx_common.logs import configure_logging
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 
-DEFAULT_PORTS = {"referral-binding": 8101, "qualification": 8102, "commission": 8103, "payout": 8104}
+DEFAULT_PORTS = {
+    "referral-binding": 8101,
+    "qualification": 8102,
+    "commission": 8103,
+    "payout": 8104,
+}
 
 
 class ApiError(Exception):

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-RECORDS_CONSUMED = Counter(
-    "fx_records_consumed_total", "Records consumed", ["service", "topic"]
-)
+RECORDS_CONSUMED = Counter("fx_records_consumed_total", "Records consumed", ["service", "topic"])
 RECORDS_DUPLICATE = Counter(
     "fx_records_duplicate_total", "Records skipped by the inbox (same ce_id)", ["service"]
 )
 RECORDS_IGNORED = Counter(
     "fx_records_ignored_total", "Records of types this service does not handle", ["service"]
 )
-DLQ_RECORDS = Counter(
-    "fx_dlq_records_total", "Records dead-lettered", ["service", "error_type"]
-)
+DLQ_RECORDS = Counter("fx_dlq_records_total", "Records dead-lettered", ["service", "error_type"])
 BATCH_SECONDS = Histogram(
     "fx_batch_seconds",
     "Time to process one batch: decode, dedup, handlers, commit",

@@ -63,6 +63,7 @@ class UnitOfWork:
 
     session: Session
     service: str
+    namespace: str = ""
     cause_id: str = ""
     traceparent: str | None = None
     _outbox: list[dict[str, Any]] = field(default_factory=list)
@@ -115,6 +116,7 @@ class UnitOfWork:
             ("fx_failed_at", now.isoformat().encode()),
         ]
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        self.cause_id = f"{record.topic}/{record.partition}/{record.offset}"
         self._stage(dlq_topic(self.service), key, record.value, headers, None, None)
 
     def _stage(
@@ -128,12 +130,13 @@ class UnitOfWork:
     ) -> None:
         self._outbox.append(
             {
-                "topic": topic,
+                "topic": self.namespace + topic,
                 "key": key,
                 "value": value,
                 "headers": json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]),
                 "ce_id": ce_id,
                 "ce_type": ce_type,
+                "cause_id": self.cause_id or None,
                 "created_at": SystemClock().now(),
             }
         )
@@ -180,8 +183,10 @@ class BatchProcessor:
         handlers: Mapping[str, Handler],
         on_tick: TickHandler | None = None,
         clock: SimulatedClock | None = None,
+        namespace: str = "",
     ) -> None:
         self.service = service
+        self.namespace = namespace
         self.engine = engine
         self.handlers = handlers
         self.on_tick = on_tick
@@ -211,7 +216,7 @@ class BatchProcessor:
         with Session(self.engine) as session, session.begin():
             ids = [d.event.id for d in decoded if d.event is not None]
             seen = db.known_event_ids(session, ids)
-            uow = UnitOfWork(session, self.service)
+            uow = UnitOfWork(session, self.service, self.namespace)
             inbox: list[dict[str, Any]] = []
             for item in decoded:
                 record, event = item.record, item.event
@@ -307,6 +312,7 @@ class Consumer:
         max_records: int = 500,
         max_wait_ms: int = 50,
         session_timeout_ms: int = 10_000,
+        group_id: str | None = None,
         on_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:
         self.service = service
@@ -321,7 +327,7 @@ class Consumer:
         self._finished = asyncio.Event()
         self.kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
-            group_id=consumer_group(service),
+            group_id=group_id or consumer_group(service),
             client_id=f"{service}-{os.getpid()}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

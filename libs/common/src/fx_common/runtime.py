@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel
 from fx_common import db
 from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
-from fx_common.contracts.topics import CLOCK, SERVICES, dlq_topic
+from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
 from fx_common.envelope import DecodeError, UnknownEventType, decode
 from fx_common.processing import (
     BatchProcessor,
@@ -60,7 +60,9 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(t, 1 if t == CLOCK else partitions, 1) for t in topics if t not in existing
+            NewTopic(t, 1 if t.endswith(CLOCK) else partitions, 1)
+            for t in topics
+            if t not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -69,7 +71,7 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
         await admin.close()
 
 
-def all_topics(partitions: int = 3) -> list[str]:
+def all_topics() -> list[str]:
     from fx_common.contracts import topics as t
 
     return [
@@ -81,8 +83,9 @@ def all_topics(partitions: int = 3) -> list[str]:
 class ClockFollower:
     """Keeps this replica's simulated clock at the latest `fx.clock.set` (no group)."""
 
-    def __init__(self, bootstrap_servers: str, clock: SimulatedClock) -> None:
+    def __init__(self, bootstrap_servers: str, clock: SimulatedClock, topic: str) -> None:
         self.clock = clock
+        self.topic = topic
         self.kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
         )
@@ -90,7 +93,7 @@ class ClockFollower:
     async def run(self) -> None:
         await self.kafka.start()
         try:
-            partition = TopicPartition(CLOCK, 0)
+            partition = TopicPartition(self.topic, 0)
             self.kafka.assign([partition])
             await self.kafka.seek_to_beginning(partition)
             async for record in self.kafka:
@@ -110,9 +113,10 @@ class ServiceRuntime:
         self.clock: Clock
         simulated = SimulatedClock(settings.clock_start) if settings.clock == "simulated" else None
         self.clock = simulated or SystemClock()
-        topics = [*spec.topics, *([CLOCK] if simulated else [])]
+        ns = self.namespace = settings.topic_namespace
+        topics = [ns + t for t in [*spec.topics, *([CLOCK] if simulated else [])]]
         self.processor = BatchProcessor(
-            spec.name, self.engine, spec.handlers, spec.on_tick, simulated
+            spec.name, self.engine, spec.handlers, spec.on_tick, simulated, ns
         )
         self.relay = OutboxRelay(
             spec.name, self.engine, settings.kafka_bootstrap_servers, batch=settings.outbox_batch
@@ -125,9 +129,14 @@ class ServiceRuntime:
             max_records=settings.batch_max_records,
             max_wait_ms=settings.batch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
+            group_id=ns + consumer_group(spec.name),
             on_batch=lambda outcome: self.relay.wake(),
         )
-        self.follower = ClockFollower(settings.kafka_bootstrap_servers, simulated) if simulated else None
+        self.follower = (
+            ClockFollower(settings.kafka_bootstrap_servers, simulated, ns + CLOCK)
+            if simulated
+            else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -136,7 +145,7 @@ class ServiceRuntime:
         await self._until_broker(
             lambda: ensure_topics(
                 self.settings.kafka_bootstrap_servers,
-                all_topics(),
+                [self.namespace + t for t in all_topics()],
                 self.settings.topic_partitions,
             )
         )
@@ -180,7 +189,9 @@ class ServiceRuntime:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await asyncio.to_thread(db.try_lease, self.engine, "sweeper", owner, interval * 3):
+                if await asyncio.to_thread(
+                    db.try_lease, self.engine, "sweeper", owner, interval * 3
+                ):
                     await asyncio.to_thread(self.tick, self.clock.now())
                     self.relay.wake()
             except Exception:
@@ -189,7 +200,7 @@ class ServiceRuntime:
     def tick(self, now: datetime) -> None:
         assert self.spec.on_tick is not None
         with Session(self.engine) as session, session.begin():
-            uow = UnitOfWork(session, self.spec.name)
+            uow = UnitOfWork(session, self.spec.name, self.namespace)
             uow.caused_by(f"tick:{now.isoformat()}", None)
             self.spec.on_tick(uow, now)
             uow.flush_outbox()
@@ -197,7 +208,7 @@ class ServiceRuntime:
     def command(self, cause_id: str, apply: Callable[[UnitOfWork], Any]) -> Any:
         """Run an HTTP command in one transaction with the outbox (call from a thread)."""
         with Session(self.engine) as session, session.begin():
-            uow = UnitOfWork(session, self.spec.name)
+            uow = UnitOfWork(session, self.spec.name, self.namespace)
             uow.caused_by(cause_id, None)
             result = apply(uow)
             uow.flush_outbox()

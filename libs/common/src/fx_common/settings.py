@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FX_REDIS_URL")
     )
     var_dir: Path = Path("var")
+    # Prefix for every topic and consumer group. Empty in production (the contract names);
+    # lets tests, benchmarks and demos run isolated clusters on one broker.
+    topic_namespace: str = ""
     clock: Literal["system", "simulated"] = "system"
     clock_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     jwt_secret: str = "dev-only-secret-change-me"

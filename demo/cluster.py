@@ -1,0 +1,104 @@
+"""Start the four services as real processes, isolated by a topic namespace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from fx_common.contracts.topics import SERVICES
+
+REPO = Path(__file__).resolve().parents[1]
+PORTS = {"referral-binding": 8101, "qualification": 8102, "commission": 8103, "payout": 8104}
+
+
+class Cluster:
+    def __init__(
+        self,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        namespace: str = "",
+        jwt_secret: str = "demo-secret",
+        port_offset: int = 0,
+        extra_env: dict[str, str] | None = None,
+        database_urls: dict[str, str] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.namespace = namespace
+        self.jwt_secret = jwt_secret
+        self.ports = {s: p + port_offset for s, p in PORTS.items()}
+        self.extra_env = extra_env or {}
+        self.database_urls = database_urls or {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    def database_url(self, service: str) -> str:
+        default = f"sqlite:///{self.workdir / (service.replace('-', '_') + '.db')}"
+        return self.database_urls.get(service, default)
+
+    def start(self, service: str) -> None:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.database_url(service),
+            "FX_TOPIC_NAMESPACE": self.namespace,
+            "FX_HTTP_PORT": str(self.ports[service]),
+            "FX_JWT_SECRET": self.jwt_secret,
+            "FX_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            **self.extra_env,
+        }
+        log = self._logs.setdefault(service, (self.workdir / f"{service}.log").open("ab"))
+        self.procs[service] = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / f"fx-{service}")], env=env, stdout=log, stderr=log
+        )
+
+    def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service)
+        for service in SERVICES:
+            self.wait_ready(service)
+
+    def wait_ready(self, service: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[service]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{service} exited ({proc.returncode}); see {self.log(service)}")
+            try:
+                url = f"http://127.0.0.1:{self.ports[service]}/readyz"
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        raise TimeoutError(f"{service} not ready after {timeout}s; see {self.log(service)}")
+
+    def log(self, service: str) -> Path:
+        return self.workdir / f"{service}.log"
+
+    def kill9(self, service: str) -> None:
+        self.procs[service].send_signal(signal.SIGKILL)
+        self.procs[service].wait(10)
+
+    def stop(self, service: str) -> int:
+        proc = self.procs[service]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                return proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait(10)
+        return proc.returncode
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {s: self.stop(s) for s in list(self.procs)}
+        for log in self._logs.values():
+            log.close()
+        return codes
