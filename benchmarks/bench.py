@@ -279,9 +279,9 @@ async def run_service(bootstrap: str, ns: str, name: str, n: int, workdir: Path)
         "FX_JWT_SECRET": JWT_SECRET,
         "FX_LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / f"fx-{name}")], env=env)
+    proc = spawn(name, env)
     try:
-        await wait_ready(port, proc)
+        await asyncio.to_thread(wait_ready, port, proc)
         if workload.http_setup:
             await asyncio.to_thread(workload.http_setup, port)
         setup = workload.setup()
@@ -299,7 +299,11 @@ async def run_service(bootstrap: str, ns: str, name: str, n: int, workdir: Path)
         proc.wait(60)
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+def spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(REPO / ".venv" / "bin" / f"fx-{name}")], env=env)
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -308,7 +312,7 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
                 return
         except OSError:
-            await asyncio.sleep(0.2)
+            time.sleep(0.2)
     raise TimeoutError("service not ready")
 
 

@@ -122,7 +122,7 @@ class Scenario:
                             "paid_amount_fen": 25800,
                         }
                     ],
-                },  # fmt: skip
+                },
                 paid_at,
             )
         await self.wait_for(lambda o: "fx.distributor.qualified" in o.types())

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+
 from fx_common.contracts.registry import key_for
 from fx_common.envelope import Event, encode
 
@@ -30,7 +31,7 @@ async def publish(
         sends = []
         for event in events:
             value, headers = encode(event)
-            key = key_for(event.type, event.data).encode()  # type: ignore[arg-type]
+            key = key_for(event.type, event.data).encode()
             sends.append(await producer.send(topic, value=value, key=key, headers=headers))
         for key, value, headers in raw:
             sends.append(await producer.send(topic, value=value, key=key, headers=headers))
@@ -70,5 +71,5 @@ async def read_all(
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     for key, value in record.headers:
         if key == name:
-            return value.decode()
+            return str(value.decode())
     return None

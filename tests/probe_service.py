@@ -11,13 +11,14 @@ import asyncio
 import signal
 import sys
 
+from sqlmodel import Field, SQLModel
+
 from fx_common.contracts.attributions import AttributedOrderCompleted
 from fx_common.envelope import Event
 from fx_common.logs import configure_logging
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 from fx_common.settings import ServiceSettings
-from sqlmodel import Field, SQLModel
 
 
 class Effect(SQLModel, table=True):

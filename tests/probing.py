@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
 from fx_common.contracts.samples import SAMPLES
 from fx_common.envelope import Event, make_event
-from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

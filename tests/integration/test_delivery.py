@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fx_common.contracts.topics import dlq_topic
 from fx_common.envelope import encode
-
 from tests.kafka_helpers import header, publish, read_all
 from tests.probing import T0, Probe, effect_count, paid, query, wait_for
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from fx_common.contracts import topics
 from fx_common.contracts.base import ContractModel
 from fx_common.contracts.export import EXPORT_COMMAND, dumps, export_schemas
@@ -20,7 +22,6 @@ from fx_common.contracts.registry import (
     model_for,
 )
 from fx_common.contracts.samples import SAMPLES
-from pydantic import ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONTRACTS_DIR = REPO_ROOT / "contracts"

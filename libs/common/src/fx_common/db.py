@@ -129,7 +129,7 @@ def pending_outbox(session: Session, limit: int) -> list[OutboxRecord]:
 
 def mark_published(session: Session, ids: Sequence[int], at: datetime) -> None:
     session.exec(
-        update(OutboxRecord).where(OutboxRecord.id.in_(ids)).values(published_at=at)  # type: ignore[union-attr,call-arg]
+        update(OutboxRecord).where(OutboxRecord.id.in_(ids)).values(published_at=at)  # type: ignore[union-attr]
     )
 
 
@@ -145,7 +145,7 @@ def try_lease(engine: Engine, name: str, owner: str, ttl_s: float) -> bool:
             taken = session.exec(
                 update(Lease)
                 .where(Lease.name == name)  # type: ignore[arg-type]
-                .where((Lease.owner == owner) | (Lease.expires_at < now))  # type: ignore[arg-type,operator]
+                .where((Lease.owner == owner) | (Lease.expires_at < now))  # type: ignore[arg-type]
                 .values(owner=owner, expires_at=until)
             )
             if taken.rowcount:

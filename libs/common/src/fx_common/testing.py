@@ -31,7 +31,7 @@ def record(
         topic or EVENT_TOPIC[ce_type],
         value,
         headers,
-        key=key_for(ce_type, event.data),  # type: ignore[arg-type]
+        key=key_for(ce_type, event.data),
         partition=partition,
     )
 

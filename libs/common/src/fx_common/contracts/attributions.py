@@ -6,9 +6,10 @@ same distributor; orders that were not attributed produce no event here.
 
 from typing import Literal
 
+from pydantic import AwareDatetime, Field, field_validator
+
 from fx_common.contracts.base import ContractModel, StrictId, require_unique
 from fx_common.contracts.mall_orders import OrderLine, RefundLine
-from pydantic import AwareDatetime, Field, field_validator
 
 __all__ = [
     "ATTRIBUTED_ORDER_COMPLETED",

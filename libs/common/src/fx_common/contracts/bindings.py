@@ -6,8 +6,9 @@ Kafka key: `customer_id`. A binding is an interval (its start is the event time 
 
 from typing import Literal
 
-from fx_common.contracts.base import ContractModel, StrictId
 from pydantic import AwareDatetime, Field
+
+from fx_common.contracts.base import ContractModel, StrictId
 
 __all__ = [
     "BINDING_CREATED",

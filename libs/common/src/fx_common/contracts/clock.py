@@ -3,8 +3,9 @@
 Kafka key: the constant `clock` (one partition order for all moves).
 """
 
-from fx_common.contracts.base import ContractModel
 from pydantic import AwareDatetime
+
+from fx_common.contracts.base import ContractModel
 
 __all__ = ["CLOCK_KEY", "CLOCK_SET", "ClockSet"]
 

@@ -7,8 +7,9 @@ identifies it across all its events. Amounts are integer fen; the per-line amoun
 
 from typing import Literal
 
-from fx_common.contracts.base import Bps, ContractModel, Count, Fen, Reason, StrictId
 from pydantic import Field
+
+from fx_common.contracts.base import Bps, ContractModel, Count, Fen, Reason, StrictId
 
 __all__ = [
     "COMMISSION_ACCRUED",

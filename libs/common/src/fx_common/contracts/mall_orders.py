@@ -6,8 +6,9 @@ types on this topic are ignored, not dead-lettered.
 
 from typing import Literal
 
-from fx_common.contracts.base import ContractModel, Fen, Quantity, StrictId, require_unique
 from pydantic import Field, field_validator
+
+from fx_common.contracts.base import ContractModel, Fen, Quantity, StrictId, require_unique
 
 __all__ = [
     "ORDER_COMPLETED",

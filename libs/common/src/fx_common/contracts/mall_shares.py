@@ -3,8 +3,9 @@
 Kafka key: `visitor_id` for visits, `sharer_id` for creations.
 """
 
-from fx_common.contracts.base import ContractModel, StrictId
 from pydantic import Field
+
+from fx_common.contracts.base import ContractModel, StrictId
 
 __all__ = ["SHARE_CREATED", "SHARE_VISITED", "ShareCreated", "ShareVisited"]
 

@@ -6,8 +6,9 @@ same `withdrawal_id`.
 
 from typing import Literal
 
-from fx_common.contracts.base import ContractModel, Fen, PositiveFen, Reason, StrictId
 from pydantic import Field, model_validator
+
+from fx_common.contracts.base import ContractModel, Fen, PositiveFen, Reason, StrictId
 
 __all__ = [
     "WITHDRAWAL_APPROVED",

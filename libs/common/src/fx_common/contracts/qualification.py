@@ -4,8 +4,9 @@ Kafka key: `user_id`. referral-binding and commission read it to know who is eli
 (`assessing` / `qualified`) and to hold, release or void commission.
 """
 
-from fx_common.contracts.base import ContractModel, Count, Reason, StrictId
 from pydantic import AwareDatetime, Field
+
+from fx_common.contracts.base import ContractModel, Count, Reason, StrictId
 
 __all__ = [
     "ASSESSMENT_FAILED",

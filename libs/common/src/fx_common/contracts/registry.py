@@ -4,6 +4,8 @@ Lookups by `ce_type` return `None` for types we do not know (e.g. other `mall.*`
 an upstream topic), which consumers ignore rather than dead-letter.
 """
 
+from pydantic import BaseModel
+
 from fx_common.contracts import (
     attributions,
     bindings,
@@ -16,7 +18,6 @@ from fx_common.contracts import (
     topics,
 )
 from fx_common.contracts.base import ContractModel
-from pydantic import BaseModel
 
 __all__ = [
     "EVENT_KEY_FIELD",
