@@ -1,0 +1,54 @@
+# fenxiao: developer and CI entry points. `make test` needs nothing running beforehand.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+
+export UV_PYTHON_DOWNLOADS := never
+
+# Local infrastructure (deploy/*/start.sh read the same variables).
+FX_KAFKA_PORT ?= 9092
+FX_REDIS_PORT ?= 6379
+FX_PG_PORT ?= 5432
+export FX_KAFKA_PORT FX_REDIS_PORT FX_PG_PORT
+
+KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(FX_KAFKA_PORT)
+REDIS_URL ?= redis://127.0.0.1:$(FX_REDIS_PORT)/0
+FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_test
+
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
+PYTEST_ARGS ?=
+LINT_DIRS := libs services tests benchmarks
+
+.PHONY: deps infra-up infra-down test lint clean
+
+deps:
+	deploy/install-deps.sh
+
+infra-up:
+	deploy/kafka/start.sh
+	deploy/redis/start.sh
+	deploy/postgres/start.sh
+
+infra-down:
+	deploy/postgres/stop.sh
+	deploy/redis/stop.sh
+	deploy/kafka/stop.sh
+
+test: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
+	REDIS_URL=$(REDIS_URL) \
+	FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
+	uv run pytest $(PYTEST_ARGS)
+
+# mypy refuses a directory without Python files: check only those that have some.
+lint:
+	uv run ruff check .
+	uv run ruff format --check .
+	dirs=$$(for d in $(LINT_DIRS); do \
+		[[ -n "$$(find "$$d" -name '*.py' -print -quit 2>/dev/null)" ]] && echo "$$d"; done || true); \
+	if [[ -n "$$dirs" ]]; then uv run mypy $$dirs; fi
+
+# Stops the local infrastructure first: var/ holds its data.
+clean: infra-down
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
