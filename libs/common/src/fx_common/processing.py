@@ -325,30 +325,33 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._running = False
         self._finished = asyncio.Event()
-        self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id or consumer_group(service),
-            client_id=f"{service}-{os.getpid()}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_records,
-            isolation_level="read_committed",
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=session_timeout_ms // 3,
-        )
+        self._client_options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id or consumer_group(service),
+            "client_id": f"{service}-{os.getpid()}",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": max_records,
+            "isolation_level": "read_committed",
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": session_timeout_ms // 3,
+        }
+        self.kafka: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
+        """Create the client inside the running loop (aiokafka requires one), then join."""
+        self.kafka = AIOKafkaConsumer(**self._client_options)
         self.kafka.subscribe(self.topics, listener=_WaitForBatch(self._lock))
         await _retrying(self.kafka.start, "consumer start", self._stopping)
 
     def request_stop(self) -> None:
         self._stopping.set()
 
-    @property
-    def assigned(self) -> set[TopicPartition]:
-        return set(self.kafka.assignment())
+    def connected(self) -> bool:
+        return self.kafka is not None and bool(self.kafka._client.cluster.brokers())
 
     async def run(self) -> None:
+        assert self.kafka is not None, "start() first"
         self._running = True
         try:
             while not self._stopping.is_set():
@@ -388,6 +391,7 @@ class Consumer:
             self.on_batch(outcome)
 
     async def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assert self.kafka is not None
         attempt = 0
         while True:
             try:
@@ -414,7 +418,8 @@ class Consumer:
         self._stopping.set()
         if self._running:
             await self._finished.wait()
-        await self.kafka.stop()
+        if self.kafka is not None:
+            await self.kafka.stop()
 
 
 class OutboxRelay:
@@ -432,20 +437,26 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._lease_until = 0.0
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=f"{service}-relay-{os.getpid()}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-        )
+        self._client_options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": f"{service}-relay-{os.getpid()}",
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": 5,
+            "max_batch_size": 256 * 1024,
+        }
+        self.producer: AIOKafkaProducer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.producer = AIOKafkaProducer(**self._client_options)
         await _retrying(self.producer.start, "producer start", self._stopping)
 
     def wake(self) -> None:
-        self._wake.set()
+        """Publish soon; safe to call from worker threads (HTTP commands, batches)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
         attempt = 0
@@ -480,6 +491,7 @@ class OutboxRelay:
         return held
 
     async def publish_pending(self) -> int:
+        assert self.producer is not None, "start() first"
         rows = await asyncio.to_thread(self._load)
         if not rows:
             metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
@@ -514,7 +526,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def close(self) -> None:
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
 
 
 async def _retrying(start: Callable[[], Any], what: str, stopping: asyncio.Event) -> None:

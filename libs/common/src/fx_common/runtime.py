@@ -86,23 +86,24 @@ class ClockFollower:
     def __init__(self, bootstrap_servers: str, clock: SimulatedClock, topic: str) -> None:
         self.clock = clock
         self.topic = topic
-        self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
-        )
+        self.bootstrap_servers = bootstrap_servers
 
     async def run(self) -> None:
-        await self.kafka.start()
+        kafka = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, group_id=None
+        )
+        await kafka.start()
         try:
             partition = TopicPartition(self.topic, 0)
-            self.kafka.assign([partition])
-            await self.kafka.seek_to_beginning(partition)
-            async for record in self.kafka:
+            kafka.assign([partition])
+            await kafka.seek_to_beginning(partition)
+            async for record in kafka:
                 with contextlib.suppress(DecodeError, UnknownEventType):
                     event = decode(record.value, record.headers)
                     if isinstance(event.data, ClockSet):
                         self.clock.advance_to(event.data.now)
         finally:
-            await self.kafka.stop()
+            await kafka.stop()
 
 
 class ServiceRuntime:
@@ -221,7 +222,7 @@ class ServiceRuntime:
             db.ping(self.engine)
         except Exception:
             store = False
-        broker = self.started and bool(self.consumer.kafka._client.cluster.brokers())
+        broker = self.started and self.consumer.connected()
         return {"store": store, "broker": broker}
 
     async def stop(self) -> None:

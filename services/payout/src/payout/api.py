@@ -1,0 +1,305 @@
+"""HTTP: balances and withdrawals for distributors (their own) and ops (everyone's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from fx_common.contracts.base import Reason, StrictId
+from fx_common.http import ApiError, Auth, Principal, Runtime, require_ops, require_reader
+from fx_common.runtime import ServiceRuntime
+from payout import commands, domain, store
+from payout.domain import InvalidAccount, InvalidTransition, Method, Status, WithdrawalRefused
+from payout.gateway import PayoutGateway
+from payout.settings import PayoutSettings
+
+router = APIRouter(prefix="/v1", tags=["payout"])
+
+GATEWAY_KEY = "gateway"
+
+
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_fen: int = Field(strict=True, gt=0, description="Integer fen, fee included.")
+    method: Method
+    account: str = Field(strict=True, min_length=1, max_length=254)
+    distributor_id: StrictId | None = Field(
+        default=None,
+        description="Whose balance: a distributor may omit it (itself); ops must give it.",
+    )
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class TransferFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class TransferDone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    transfer_ref: StrictId
+
+
+class BalancePublic(BaseModel):
+    available_fen: int
+    on_hold_fen: int
+    paid_out_fen: int
+
+
+class WithdrawalPublic(BaseModel):
+    withdrawal_id: str
+    distributor_id: str
+    amount_fen: int
+    fee_fen: int
+    net_fen: int
+    method: Method
+    account: str
+    status: Status
+    reason: str | None
+    transfer_ref: str | None
+    requested_at: datetime
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    paid_at: datetime | None
+    failed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: store.WithdrawalRow) -> WithdrawalPublic:
+        def at(moment: datetime | None) -> datetime | None:
+            return store.utc(moment) if moment is not None else None
+
+        return cls(
+            withdrawal_id=row.withdrawal_id,
+            distributor_id=row.distributor_id,
+            amount_fen=row.amount_fen,
+            fee_fen=row.fee_fen,
+            net_fen=row.amount_fen - row.fee_fen,
+            method=row.method,
+            account=row.account,
+            status=Status(row.status),
+            reason=row.reason,
+            transfer_ref=row.transfer_ref,
+            requested_at=store.utc(row.requested_at),
+            approved_at=at(row.approved_at),
+            rejected_at=at(row.rejected_at),
+            paid_at=at(row.paid_at),
+            failed_at=at(row.failed_at),
+        )
+
+
+class WithdrawalList(BaseModel):
+    withdrawals: list[WithdrawalPublic]
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+@router.get("/distributors/{distributor_id}/balance")
+def get_balance(distributor_id: str, who: Auth, runtime: Runtime) -> BalancePublic:
+    require_reader(who, distributor_id)
+    with Session(runtime.engine) as session:
+        totals = domain.balance(store.ledger_totals(session, distributor_id))
+    return BalancePublic(
+        available_fen=totals.available_fen,
+        on_hold_fen=totals.on_hold_fen,
+        paid_out_fen=totals.paid_out_fen,
+    )
+
+
+@router.get("/distributors/{distributor_id}/withdrawals")
+def list_distributor_withdrawals(
+    distributor_id: str,
+    who: Auth,
+    runtime: Runtime,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> WithdrawalList:
+    """The withdrawal history, newest first."""
+    require_reader(who, distributor_id)
+    with Session(runtime.engine) as session:
+        rows = store.list_withdrawals(
+            session, distributor_id=distributor_id, status=status, limit=limit
+        )
+        return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
+
+
+@router.get("/withdrawals")
+def list_withdrawals(
+    who: Auth,
+    runtime: Runtime,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> WithdrawalList:
+    """Ops' review queue (e.g. `?status=requested`), newest first."""
+    require_ops(who)
+    with Session(runtime.engine) as session:
+        rows = store.list_withdrawals(session, status=status, limit=limit)
+        return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
+
+
+@router.get("/withdrawals/{withdrawal_id}")
+def get_withdrawal(withdrawal_id: str, who: Auth, runtime: Runtime) -> WithdrawalPublic:
+    with Session(runtime.engine) as session:
+        row = store.get_withdrawal(session, withdrawal_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no withdrawal {withdrawal_id}")
+        require_reader(who, row.distributor_id)
+        return WithdrawalPublic.of(row)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@router.post("/withdrawals", status_code=201)
+def request_withdrawal(
+    body: WithdrawalRequest,
+    who: Auth,
+    runtime: Runtime,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> WithdrawalPublic:
+    """Hold `amount_fen` for a withdrawal. 201 when created; 200 when the same request is
+    repeated with the same `Idempotency-Key` (the withdrawal it created is returned)."""
+    key = _checked_key(idempotency_key)
+    distributor_id = _acting_for(who, body.distributor_id)
+    try:
+        account = domain.normalise_account(body.method, body.account)
+    except InvalidAccount as exc:
+        raise ApiError(422, "invalid_account", str(exc)) from exc
+    order = commands.WithdrawalOrder(
+        distributor_id=distributor_id,
+        idempotency_key=key,
+        amount_fen=body.amount_fen,
+        method=body.method,
+        account=account,
+    )
+    policy = _settings(runtime).withdrawal_policy()
+    now = runtime.clock.now()
+    try:
+        outcome: commands.Outcome = runtime.command(
+            f"withdrawal:{order.withdrawal_id}",
+            lambda uow: commands.request_withdrawal(uow, order, policy, now),
+        )
+    except commands.IdempotencyKeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", str(exc)) from exc
+    except WithdrawalRefused as exc:
+        status = 409 if exc.code == "insufficient_balance" else 422
+        raise ApiError(status, exc.code, exc.message) from exc
+    if not outcome.changed:
+        response.status_code = 200
+    elif outcome.withdrawal.status is Status.APPROVED:
+        _gateway(runtime).submit(outcome.withdrawal)
+    return _read(runtime, outcome.withdrawal.withdrawal_id)
+
+
+@router.post("/withdrawals/{withdrawal_id}/approve")
+def approve(withdrawal_id: str, who: Auth, runtime: Runtime) -> WithdrawalPublic:
+    require_ops(who)
+    outcome = _advance(runtime, withdrawal_id, Status.APPROVED)
+    if outcome.changed:
+        _gateway(runtime).submit(outcome.withdrawal)
+    return _read(runtime, withdrawal_id)
+
+
+@router.post("/withdrawals/{withdrawal_id}/reject")
+def reject(withdrawal_id: str, body: Rejection, who: Auth, runtime: Runtime) -> WithdrawalPublic:
+    """Refuse a requested withdrawal; the held amount returns to available."""
+    require_ops(who)
+    _advance(runtime, withdrawal_id, Status.REJECTED, reason=body.reason)
+    return _read(runtime, withdrawal_id)
+
+
+@router.post("/withdrawals/{withdrawal_id}/mark-paid")
+def mark_paid(
+    withdrawal_id: str, body: TransferDone, who: Auth, runtime: Runtime
+) -> WithdrawalPublic:
+    """The transfer of an approved withdrawal was made (manual gateway: by a person)."""
+    require_ops(who)
+    _advance(runtime, withdrawal_id, Status.PAID, transfer_ref=body.transfer_ref)
+    return _read(runtime, withdrawal_id)
+
+
+@router.post("/withdrawals/{withdrawal_id}/mark-failed")
+def mark_failed(
+    withdrawal_id: str, body: TransferFailure, who: Auth, runtime: Runtime
+) -> WithdrawalPublic:
+    """The transfer of an approved withdrawal failed; the held amount returns to available."""
+    require_ops(who)
+    _advance(runtime, withdrawal_id, Status.FAILED, reason=body.reason)
+    return _read(runtime, withdrawal_id)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _advance(
+    runtime: ServiceRuntime,
+    withdrawal_id: str,
+    target: Status,
+    *,
+    reason: str | None = None,
+    transfer_ref: str | None = None,
+) -> commands.Outcome:
+    now = runtime.clock.now()
+    try:
+        outcome: commands.Outcome = runtime.command(
+            f"withdrawal:{withdrawal_id}:{target.value}",
+            lambda uow: commands.advance_withdrawal(
+                uow, withdrawal_id, target, now, reason=reason, transfer_ref=transfer_ref
+            ),
+        )
+    except commands.WithdrawalNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except InvalidTransition as exc:
+        raise ApiError(409, "invalid_transition", exc.message) from exc
+    return outcome
+
+
+def _read(runtime: ServiceRuntime, withdrawal_id: str) -> WithdrawalPublic:
+    with Session(runtime.engine) as session:
+        row = store.get_withdrawal(session, withdrawal_id)
+        assert row is not None, "a withdrawal is never deleted"
+        return WithdrawalPublic.of(row)
+
+
+def _acting_for(who: Principal, distributor_id: str | None) -> str:
+    if who.role == "ops":
+        if distributor_id is None:
+            raise ApiError(422, "distributor_required", "ops must name the distributor_id")
+        return distributor_id
+    if distributor_id not in (None, who.sub):
+        raise ApiError(403, "forbidden", "a distributor may withdraw only its own balance")
+    return who.sub
+
+
+def _checked_key(key: str | None) -> str:
+    if key is None or key == "":
+        raise ApiError(
+            400, "idempotency_key_required", "the Idempotency-Key header is required (1-128 chars)"
+        )
+    if len(key) > 128 or not (key.isascii() and key.isprintable()):
+        raise ApiError(
+            400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 printable ASCII chars"
+        )
+    return key
+
+
+def _settings(runtime: ServiceRuntime) -> PayoutSettings:
+    settings = runtime.settings
+    if not isinstance(settings, PayoutSettings):
+        raise TypeError("the payout runtime needs PayoutSettings (see payout.app.SPEC)")
+    return settings
+
+
+def _gateway(runtime: ServiceRuntime) -> PayoutGateway:
+    gateway: PayoutGateway = runtime.spec.extra[GATEWAY_KEY]
+    return gateway

@@ -1,0 +1,27 @@
+"""Wiring of the payout service: consumes settled/reversed commission, publishes withdrawals."""
+
+from __future__ import annotations
+
+from fx_common.contracts.topics import COMMISSIONS, PAYOUTS
+from fx_common.http import serve
+from fx_common.runtime import ServiceSpec
+from payout import store
+from payout.api import GATEWAY_KEY, router
+from payout.gateway import ManualGateway
+from payout.handlers import HANDLERS
+from payout.settings import PayoutSettings
+
+SPEC = ServiceSpec(
+    name="payout",
+    topics=[COMMISSIONS],
+    handlers=HANDLERS,
+    tables=store.TABLES,
+    outputs=[PAYOUTS],
+    router=router,
+    settings_cls=PayoutSettings,
+    extra={GATEWAY_KEY: ManualGateway()},
+)
+
+
+def main() -> None:
+    serve(SPEC)
