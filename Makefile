@@ -17,9 +17,9 @@ FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_te
 
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
-LINT_DIRS := libs services tests benchmarks
+LINT_DIRS := libs services tests benchmarks demo
 
-.PHONY: deps infra-up infra-down test lint clean
+.PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts
 
 deps:
 	deploy/install-deps.sh
@@ -39,6 +39,35 @@ test: deps infra-up
 	REDIS_URL=$(REDIS_URL) \
 	FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
 	uv run pytest $(PYTEST_ARGS)
+
+# The four services in the background on the local (or given) broker; `down` drains them.
+up: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) REDIS_URL=$(REDIS_URL) deploy/cluster.sh up
+
+down:
+	deploy/cluster.sh down
+
+logs:
+	deploy/cluster.sh logs
+
+status:
+	deploy/cluster.sh status
+
+# A fresh machine to a finished scenario: installs, starts the infrastructure, runs the
+# four services on the simulated clock (isolated topics) and prints what happened.
+demo: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) REDIS_URL=$(REDIS_URL) \
+	uv run python -m demo.scenario
+
+# Throughput/latency/RSS of each service against a bare passthrough (prints; never fails on speed).
+BENCH_EVENTS ?= 20000
+bench: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
+	uv run python benchmarks/bench.py --events $(BENCH_EVENTS)
+
+# Regenerate the JSON Schemas in contracts/ from the models (a test fails when they drift).
+contracts:
+	uv run python -m fx_common.contracts.export contracts/
 
 # mypy refuses a directory without Python files: check only those that have some.
 lint:
