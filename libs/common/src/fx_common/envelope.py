@@ -134,7 +134,7 @@ def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]
         attrs = {k[3:]: v for k, v in hdrs.items() if k.startswith("ce_")}
         if "traceparent" in hdrs:
             attrs["traceparent"] = hdrs["traceparent"]
-        data = _json(value)
+        return _build(attrs, value)
     return _build(attrs, data)
 
 
@@ -155,6 +155,8 @@ def _structured_attributes(value: bytes) -> tuple[dict[str, str], Any]:
 
 
 def _build(attrs: dict[str, str], data: Any) -> Event:
+    """`data` is the raw JSON value (binary mode: validated straight from bytes, which is
+    twice as fast) or the already parsed `data` member (structured mode)."""
     missing = [a for a in ("specversion", "id", "type", "source", "time") if not attrs.get(a)]
     if missing:
         raise DecodeError("invalid_envelope", f"missing CloudEvents attributes: {missing}")
@@ -169,11 +171,16 @@ def _build(attrs: dict[str, str], data: Any) -> Event:
         raise DecodeError("invalid_envelope", f"ce_time: {exc}") from exc
     if time.tzinfo is None:
         raise DecodeError("invalid_envelope", "ce_time has no timezone")
-    if not isinstance(data, dict):
-        raise DecodeError("contract_violation", "data must be a JSON object")
     try:
-        payload = model.model_validate(data)
+        if isinstance(data, bytes):
+            payload = model.model_validate_json(data)
+        elif isinstance(data, dict):
+            payload = model.model_validate(data)
+        else:
+            raise DecodeError("contract_violation", "data must be a JSON object")
     except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise DecodeError("invalid_json", str(exc.errors()[0]["msg"])) from exc
         details = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '<data>'}: {e['msg']}" for e in exc.errors()
         )

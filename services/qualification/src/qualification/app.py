@@ -1,0 +1,32 @@
+"""Wiring of the qualification service: what it consumes, stores, publishes and serves.
+
+Settings (`FX_*`, defaults documented there) live in `qualification.settings`, re-exported
+here; the app itself is created by `serve`, never at import time.
+"""
+
+from __future__ import annotations
+
+from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
+from fx_common.http import serve
+from fx_common.runtime import ServiceSpec
+from qualification.api import router
+from qualification.handlers import HANDLERS, on_tick
+from qualification.settings import QualificationSettings
+from qualification.store import TABLES
+
+__all__ = ["SPEC", "QualificationSettings", "main"]
+
+SPEC = ServiceSpec(
+    name="qualification",
+    topics=[ATTRIBUTIONS],
+    handlers=HANDLERS,
+    tables=TABLES,
+    outputs=[QUALIFICATION],
+    router=router,
+    on_tick=on_tick,
+    settings_cls=QualificationSettings,
+)
+
+
+def main() -> None:
+    serve(SPEC)

@@ -1,0 +1,123 @@
+"""Event handlers: decode → domain → store + outbox, nothing else.
+
+Consumes `fx.attributions.v1` (attributed orders count, refunds may un-count) and the clock
+(closing windows). Publishes every domain event on `fx.qualification.v1` and keeps it in the
+user's history. `record` is shared with the HTTP commands so both paths store and publish
+the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fx_common.contracts import qualification as published
+from fx_common.contracts.attributions import (
+    ATTRIBUTED_ORDER_REFUNDED,
+    ORDER_ATTRIBUTED,
+    AttributedOrderRefunded,
+    OrderAttributed,
+)
+from fx_common.contracts.base import ContractModel
+from fx_common.contracts.topics import QUALIFICATION
+from fx_common.envelope import Event
+from fx_common.processing import Handler, UnitOfWork
+from qualification import store
+from qualification.domain import (
+    Applied,
+    AssessmentFailed,
+    AssessmentProgressed,
+    AssessmentStarted,
+    DomainEvent,
+    Qualification,
+    Qualified,
+    Revoked,
+)
+
+
+def to_contract(event: DomainEvent) -> tuple[str, ContractModel]:
+    """The `fx.qualification.v1` type and data of a domain event."""
+    user_id = event.user_id
+    match event:
+        case Applied():
+            return published.DISTRIBUTOR_APPLIED, published.DistributorApplied(user_id=user_id)
+        case AssessmentStarted(deadline=deadline, required_orders=required):
+            return published.ASSESSMENT_STARTED, published.AssessmentStarted(
+                user_id=user_id, deadline=deadline, required_orders=required
+            )
+        case AssessmentProgressed(qualifying_orders=count, required_orders=required):
+            return published.ASSESSMENT_PROGRESSED, published.AssessmentProgressed(
+                user_id=user_id, qualifying_orders=count, required_orders=required
+            )
+        case Qualified(order_ids=order_ids):
+            return published.DISTRIBUTOR_QUALIFIED, published.DistributorQualified(
+                user_id=user_id, order_ids=list(order_ids)
+            )
+        case AssessmentFailed(qualifying_orders=count):
+            return published.ASSESSMENT_FAILED, published.AssessmentFailed(
+                user_id=user_id, qualifying_orders=count
+            )
+        case Revoked(reason=reason):
+            return published.DISTRIBUTOR_REVOKED, published.DistributorRevoked(
+                user_id=user_id, reason=reason
+            )
+    raise TypeError(f"no contract for {type(event).__name__}")
+
+
+def record(uow: UnitOfWork, qualification: Qualification, events: list[DomainEvent]) -> None:
+    """Store the aggregate, append its new events to the history and stage them for publishing."""
+    store.save(uow.session, qualification)
+    if not events:
+        return
+    seq = store.history_length(uow.session, qualification.user_id)
+    for offset, event in enumerate(events):
+        ce_type, data = to_contract(event)
+        store.append_history(
+            uow.session,
+            qualification.user_id,
+            seq + offset,
+            ce_type,
+            event.at,
+            data.model_dump(mode="json"),
+        )
+        uow.publish(QUALIFICATION, ce_type, data, time=event.at, subject=qualification.user_id)
+
+
+def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    assert isinstance(data, OrderAttributed)
+    qualification = store.load(uow.session, data.distributor_id)
+    if qualification is None:
+        return  # never applied, so never assessing: nothing to count
+    paid_fen = sum(line.paid_amount_fen for line in data.lines)
+    events = qualification.order_attributed(
+        data.order_id, data.paid_at, paid_fen, data.basis, at=event.time
+    )
+    # An attribution changes the aggregate only when the order counts, which is always an
+    # event; skipping the write keeps the common case (orders of distributors) cheap.
+    if events:
+        record(uow, qualification, events)
+
+
+def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    assert isinstance(data, AttributedOrderRefunded)
+    qualification = store.load(uow.session, data.distributor_id)
+    if qualification is None:
+        return
+    amount_fen = sum(line.refund_amount_fen for line in data.lines)
+    events = qualification.order_refunded(data.order_id, data.refund_id, amount_fen, at=event.time)
+    record(uow, qualification, events)
+
+
+def on_tick(uow: UnitOfWork, now: datetime) -> None:
+    """Fail every candidate whose window closed before `now`; each fails at its deadline."""
+    for user_id in store.assessments_due(uow.session, now):
+        qualification = store.load(uow.session, user_id)
+        assert qualification is not None
+        record(uow, qualification, qualification.expire(now))
+
+
+HANDLERS: dict[str, Handler] = {
+    ORDER_ATTRIBUTED: on_order_attributed,
+    ATTRIBUTED_ORDER_REFUNDED: on_order_refunded,
+}

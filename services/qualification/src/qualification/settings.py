@@ -1,0 +1,56 @@
+"""Configuration of the qualification service (`FX_*` environment variables).
+
+Defaults, as DOMAIN.md §1 states them:
+- `FX_REQUIRED_ORDERS` = 3 qualifying orders;
+- `FX_ASSESSMENT_WINDOW` = 30 days from the contact confirmation (an ISO 8601 duration:
+  `P30D`, `PT12H`);
+- `FX_ASSESSMENT_COUNTS_OWN_ORDERS` = true (the candidate's own orders count);
+- `FX_REAPPLY_COOLDOWN` = 0 (a failed user may apply again at once), counted from the
+  deadline the user failed at; same format as the window;
+- `FX_DISTRIBUTOR_DISCOUNT_BPS` = 500, i.e. 5 % off a qualified distributor's own purchases.
+  DOMAIN.md names the setting without a value; 5 % is a modest, common distributor price.
+- HTTP port 8102 (`FX_HTTP_PORT`).
+
+Kept apart from `app.py` so that `api.py` can read it without importing the wiring.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from fx_common.settings import ServiceSettings
+from qualification.domain import Policy
+
+
+class QualificationSettings(ServiceSettings):
+    service: str = "qualification"
+    http_port: int = 8102
+    required_orders: int = Field(3, ge=1)
+    assessment_window: timedelta = timedelta(days=30)
+    assessment_counts_own_orders: bool = True
+    reapply_cooldown: timedelta = timedelta(0)
+    distributor_discount_bps: int = Field(500, ge=0, le=10_000)
+
+    @field_validator("assessment_window")
+    @classmethod
+    def _window_is_positive(cls, window: timedelta) -> timedelta:
+        if window <= timedelta(0):
+            raise ValueError("the assessment window must be longer than zero")
+        return window
+
+    @field_validator("reapply_cooldown")
+    @classmethod
+    def _cooldown_is_not_negative(cls, cooldown: timedelta) -> timedelta:
+        if cooldown < timedelta(0):
+            raise ValueError("the re-application cooldown cannot be negative")
+        return cooldown
+
+    def policy(self) -> Policy:
+        return Policy(
+            required_orders=self.required_orders,
+            assessment_window=self.assessment_window,
+            counts_own_orders=self.assessment_counts_own_orders,
+            reapply_cooldown=self.reapply_cooldown,
+        )
