@@ -4,11 +4,16 @@
 
 In one run, on the same broker: (1) a bare aiokafka consume→produce passthrough of N small
 events — the limit; (2) each service as its own process (its real SQLite store) consuming N
-events through the common processing model: consume → store → outbox → publish. Every run is
-live: the process is up first, then the harness publishes as fast as it can, so both sides
-measure the same thing. Printed: events/s, the ratio to the passthrough, p50/p99 latency
-(publish of the input → publish of its first output, or → commit of the batch for payout,
-which publishes nothing per event) and peak RSS. A benchmark, never a test: figures vary.
+events through the common processing model: consume → store → outbox → publish. Both sides
+Printed: events/s, the ratio to the passthrough, p50/p99 latency
+and peak RSS. A benchmark, never a test: figures vary.
+
+Throughput: N events are published first (a backlog), then the consumer — the passthrough or
+the service, each its own process — is started and drains them; events/s = N / (last output
+published − first input processed). Latency: afterwards, `--paced` events are published at
+`--rate` per second and each is timed from its publication to its first output on the wire
+(the passthrough) or to its outbox row being published (the services; for payout, which
+publishes nothing per credit, to its inbox row).
 """
 
 from __future__ import annotations
@@ -211,12 +216,34 @@ class RssSampler:
         self._task.cancel()
 
 
-async def passthrough(bootstrap: str, ns: str, n: int) -> Result:
-    """The limit: consume in batches, produce each record, commit — nothing else."""
+async def passthrough(bootstrap: str, ns: str, n: int, paced: int, rate: int) -> Result:
+    """The limit: a bare aiokafka consume → produce → commit loop in its own process."""
     in_topic, out_topic = ns + "passthrough.in", ns + "passthrough.out"
     await ensure_topics(bootstrap, [in_topic, out_topic], 3)
+    backlog = [commission().measured(i) for i in range(n)]
+    await publish(bootstrap, ns, backlog, in_topic)
+    args = [sys.executable, __file__, "--passthrough-worker", bootstrap, in_topic, out_topic,
+            ns + "passthrough", str(n), str(n + paced)]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, limit=2**26
+    )
+    assert proc.stdout is not None
+    with RssSampler(proc.pid) as rss:
+        drained = json.loads(await proc.stdout.readline())
+        sent = await publish_paced(
+            bootstrap, ns, [commission().measured(n + i) for i in range(paced)], rate, in_topic
+        )
+        output = json.loads(await proc.stdout.readline())
+        await proc.wait()
+    latencies = [(output[i] - sent[i]) * 1000 for i in sent if i in output]
+    return Result("passthrough (bare aiokafka)", n, drained["seconds"], latencies, rss.peak / 2**20)
+
+
+async def passthrough_worker(
+    bootstrap: str, in_topic: str, out_topic: str, group: str, backlog: int, total: int
+) -> None:
     consumer = AIOKafkaConsumer(
-        in_topic, bootstrap_servers=bootstrap, group_id=ns + "passthrough",
+        in_topic, bootstrap_servers=bootstrap, group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
     )  # fmt: skip
     producer = AIOKafkaProducer(
@@ -224,40 +251,58 @@ async def passthrough(bootstrap: str, ns: str, n: int) -> Result:
     )
     await consumer.start()
     await producer.start()
-    latencies: list[float] = []
-    done = 0
-    first: float | None = None
-
-    async def consume() -> None:
-        nonlocal done, first
-        while done < n:
-            batch = await consumer.getmany(timeout_ms=50, max_records=500)
-            sends = []
-            for part in batch.values():
-                for record in part:
-                    first = first or time.time()
-                    sends.append(
-                        await producer.send(
-                            out_topic, record.value, record.key, headers=record.headers
-                        )
+    done, first = 0, 0.0
+    published: dict[str, float] = {}
+    while done < total:
+        batch = await consumer.getmany(timeout_ms=50, max_records=500)
+        sends = []
+        for part in batch.values():
+            for record in part:
+                first = first or time.time()
+                sends.append(
+                    await producer.send(
+                        out_topic, record.value, record.key, headers=list(record.headers)
                     )
-            await asyncio.gather(*sends)
-            await consumer.commit()
-            stamp = time.time()
-            for part in batch.values():
-                latencies.extend((stamp - r.timestamp / 1000) * 1000 for r in part)
-                done += len(part)
-
-    with RssSampler(os.getpid()) as rss:
-        task = asyncio.create_task(consume())
-        await asyncio.sleep(1.0)  # joined the group
-        await publish(bootstrap, ns, [commission().measured(i) for i in range(n)], in_topic)
-        await task
-        last = time.time()
+                )
+        await asyncio.gather(*sends)
+        await consumer.commit()
+        stamp = time.time()
+        for part in batch.values():
+            for record in part:
+                event_id = dict(record.headers)["ce_id"].decode()
+                published[event_id] = stamp
+        before, done = done, done + sum(len(part) for part in batch.values())
+        if before < backlog <= done:
+            print(json.dumps({"seconds": stamp - first}), flush=True)
+    print(json.dumps(published), flush=True)
     await consumer.stop()
     await producer.stop()
-    assert first is not None
-    return Result("passthrough (bare aiokafka)", n, last - first, latencies, rss.peak / 2**20)
+
+
+async def publish_paced(
+    bootstrap: str, ns: str, events: list[Event], rate: int, topic: str | None = None
+) -> dict[str, float]:
+    """Publish at `rate` events/s, stamping each event's ce_time with its send time."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    sent: dict[str, float] = {}
+    try:
+        started = time.time()
+        for index, event in enumerate(events):
+            delay = started + index / rate - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            stamped = Event(event.id, event.type, event.source, now(), event.data)
+            value, headers = encode(stamped)
+            key = key_for(event.type, event.data).encode()
+            sent[event.id] = time.time()
+            await producer.send(
+                topic or ns + EVENT_TOPIC[event.type], value=value, key=key, headers=headers
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
 
 
 def free_port() -> int:
@@ -266,7 +311,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def run_service(bootstrap: str, ns: str, name: str, n: int, workdir: Path) -> Result:
+async def run_service(
+    bootstrap: str, ns: str, name: str, n: int, paced: int, rate: int, workdir: Path
+) -> Result:
     workload = WORKLOADS[name]()
     url = f"sqlite:///{workdir / (name + '.db')}"
     port = free_port()
@@ -280,23 +327,38 @@ async def run_service(bootstrap: str, ns: str, name: str, n: int, workdir: Path)
         "FX_LOG_LEVEL": "WARNING",
     }
     proc = spawn(name, env)
+    await asyncio.to_thread(wait_ready, port, proc)
+    if workload.http_setup:
+        await asyncio.to_thread(workload.http_setup, port)
+    setup = workload.setup()
+    await publish(bootstrap, ns, setup)
+    await wait_inbox(url, len(setup))
+    await wait_outbox_drained(url)
+    await asyncio.to_thread(stop, proc)
+
+    backlog = [workload.measured(i) for i in range(n)]
+    await publish(bootstrap, ns, backlog)
+    proc = spawn(name, env)
     try:
-        await asyncio.to_thread(wait_ready, port, proc)
-        if workload.http_setup:
-            await asyncio.to_thread(workload.http_setup, port)
-        setup = workload.setup()
-        await publish(bootstrap, ns, setup)
-        await wait_inbox(url, len(setup))
-        await asyncio.sleep(1.0)
         with RssSampler(proc.pid) as rss:
-            events = [workload.measured(i) for i in range(n)]
-            await publish(bootstrap, ns, events)
+            await asyncio.to_thread(wait_ready, port, proc)
             await wait_inbox(url, len(setup) + n)
             await wait_outbox_drained(url)
-        return measure(name, url, {e.id: e.time for e in events}, rss.peak / 2**20)
+            seconds = drain_seconds(url, {e.id for e in backlog})
+            events = [workload.measured(n + i) for i in range(paced)]
+            sent = await publish_paced(bootstrap, ns, events, rate)
+            await wait_inbox(url, len(setup) + n + paced)
+            await wait_outbox_drained(url)
+        done = completion_times(url, set(sent))
+        latencies = [(done[i] - sent[i]) * 1000 for i in sent if i in done]
+        return Result(name, n, seconds, latencies, rss.peak / 2**20)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        await asyncio.to_thread(stop, proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(60)
 
 
 def spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -338,7 +400,8 @@ async def wait_outbox_drained(url: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def measure(name: str, url: str, sent: dict[str, datetime], rss_mb: float) -> Result:
+def completion_times(url: str, ids: set[str]) -> dict[str, float]:
+    """Per input event: when its first output was published, else when it was processed."""
     engine = create_engine(url)
     with engine.connect() as conn:
         inbox = conn.execute(text("SELECT ce_id, processed_at FROM fx_inbox")).all()
@@ -346,12 +409,18 @@ def measure(name: str, url: str, sent: dict[str, datetime], rss_mb: float) -> Re
             text("SELECT cause_id, min(published_at) FROM fx_outbox GROUP BY cause_id")
         ).all()
     engine.dispose()
-    processed = {ce_id: parse(at) for ce_id, at in inbox if ce_id in sent}
-    published = {cause: parse(at) for cause, at in outbox if cause in sent}
-    done = {ce_id: published.get(ce_id, at) for ce_id, at in processed.items()}
-    latencies = [(done[i] - sent[i]).total_seconds() * 1000 for i in done]
-    seconds = (max(done.values()) - min(processed.values())).total_seconds()
-    return Result(name, len(sent), seconds, latencies, rss_mb)
+    done = {ce_id: parse(at).timestamp() for ce_id, at in inbox if ce_id in ids}
+    done.update({cause: parse(at).timestamp() for cause, at in outbox if cause in ids})
+    return done
+
+
+def drain_seconds(url: str, ids: set[str]) -> float:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        inbox = conn.execute(text("SELECT ce_id, processed_at FROM fx_inbox")).all()
+    engine.dispose()
+    first = min(parse(at).timestamp() for ce_id, at in inbox if ce_id in ids)
+    return max(completion_times(url, ids).values()) - first
 
 
 def parse(value: Any) -> datetime:
@@ -375,18 +444,27 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--services", default=",".join(WORKLOADS))
+    parser.add_argument("--paced", type=int, default=2000, help="events of the latency phase")
+    parser.add_argument("--rate", type=int, default=500, help="events/s of the latency phase")
+    parser.add_argument("--passthrough-worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.passthrough_worker:
+        bootstrap, in_topic, out_topic, group, backlog, total = args.passthrough_worker
+        await passthrough_worker(bootstrap, in_topic, out_topic, group, int(backlog), int(total))
+        return
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     ns = f"bench-{uuid.uuid4().hex[:8]}."
     await ensure_topics(bootstrap, [ns + t for t in all_topics()], 3)
     print(f"benchmark on {bootstrap}, namespace {ns!r}, {args.events} events per path",
           flush=True)  # fmt: skip
-    limit = await passthrough(bootstrap, ns, args.events)
+    limit = await passthrough(bootstrap, ns, args.events, args.paced, args.rate)
     print(f"passthrough: {limit.rate:.0f} events/s", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.services.split(","):
-            result = await run_service(bootstrap, ns, name, args.events, Path(tmp))
+            result = await run_service(
+                bootstrap, ns, name, args.events, args.paced, args.rate, Path(tmp)
+            )
             print(f"{name}: {result.rate:.0f} events/s", flush=True)
             results.append(result)
     report(limit, results)

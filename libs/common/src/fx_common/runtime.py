@@ -30,6 +30,7 @@ from fx_common.processing import (
     Consumer,
     Handler,
     OutboxRelay,
+    Prepare,
     TickHandler,
     UnitOfWork,
 )
@@ -49,8 +50,18 @@ class ServiceSpec:
     outputs: Sequence[str] = ()
     router: APIRouter | None = None
     on_tick: TickHandler | None = None
+    prepare: Prepare | None = None
     settings_cls: type[ServiceSettings] = ServiceSettings
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def processor_for(
+    spec: ServiceSpec, engine: Engine, clock: SimulatedClock | None = None, namespace: str = ""
+) -> BatchProcessor:
+    """The spec's batch processor (also what handler tests drive, without a broker)."""
+    return BatchProcessor(
+        spec.name, engine, spec.handlers, spec.on_tick, clock, namespace, spec.prepare
+    )
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
@@ -116,9 +127,7 @@ class ServiceRuntime:
         self.clock = simulated or SystemClock()
         ns = self.namespace = settings.topic_namespace
         topics = [ns + t for t in [*spec.topics, *([CLOCK] if simulated else [])]]
-        self.processor = BatchProcessor(
-            spec.name, self.engine, spec.handlers, spec.on_tick, simulated, ns
-        )
+        self.processor = processor_for(spec, self.engine, simulated, ns)
         self.relay = OutboxRelay(
             spec.name, self.engine, settings.kafka_bootstrap_servers, batch=settings.outbox_batch
         )
@@ -204,7 +213,7 @@ class ServiceRuntime:
             uow = UnitOfWork(session, self.spec.name, self.namespace)
             uow.caused_by(f"tick:{now.isoformat()}", None)
             self.spec.on_tick(uow, now)
-            uow.flush_outbox()
+            uow.flush()
 
     def command(self, cause_id: str, apply: Callable[[UnitOfWork], Any]) -> Any:
         """Run an HTTP command in one transaction with the outbox (call from a thread)."""
@@ -212,7 +221,7 @@ class ServiceRuntime:
             uow = UnitOfWork(session, self.spec.name, self.namespace)
             uow.caused_by(cause_id, None)
             result = apply(uow)
-            uow.flush_outbox()
+            uow.flush()
         self.relay.wake()
         return result
 

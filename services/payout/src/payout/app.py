@@ -8,13 +8,14 @@ from fx_common.runtime import ServiceSpec
 from payout import store
 from payout.api import GATEWAY_KEY, router
 from payout.gateway import ManualGateway
-from payout.handlers import HANDLERS
+from payout.handlers import HANDLERS, prepare
 from payout.settings import PayoutSettings
 
 SPEC = ServiceSpec(
     name="payout",
     topics=[COMMISSIONS],
     handlers=HANDLERS,
+    prepare=prepare,
     tables=store.TABLES,
     outputs=[PAYOUTS],
     router=router,

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from fx_common.processing import UnitOfWork
 from payout.domain import EntryKind, LedgerEntry, Status, Withdrawal
 
 
@@ -136,13 +137,38 @@ def ledger_totals(session: Session, distributor_id: str) -> list[LedgerEntry]:
     return [LedgerEntry(EntryKind(kind), int(total)) for kind, total in rows]
 
 
-def settlement_of(session: Session, commission_id: str) -> str | None:
-    """The event id that credited this commission, if it was credited already."""
-    query = select(LedgerEntryRow.source_event_id).where(
-        LedgerEntryRow.commission_id == commission_id,
-        LedgerEntryRow.kind == EntryKind.CREDIT.value,
+def settlements_of(session: Session, commission_ids: Sequence[str]) -> dict[str, str]:
+    """Commission id → the event id that credited it, for those credited already."""
+    found: dict[str, str] = {}
+    for start in range(0, len(commission_ids), 500):
+        query = select(LedgerEntryRow.commission_id, LedgerEntryRow.source_event_id).where(
+            col(LedgerEntryRow.commission_id).in_(commission_ids[start : start + 500]),
+            LedgerEntryRow.kind == EntryKind.CREDIT.value,
+        )
+        found.update({c: e for c, e in session.exec(query) if c is not None})
+    return found
+
+
+def stage_entry(
+    uow: UnitOfWork,
+    distributor_id: str,
+    entry: LedgerEntry,
+    *,
+    source_event_id: str,
+    occurred_at: datetime,
+    commission_id: str,
+) -> None:
+    """A consumed ledger line, inserted with the rest of the batch's lines (executemany)."""
+    uow.stage(
+        LedgerEntryRow,
+        distributor_id=distributor_id,
+        kind=entry.kind.value,
+        amount_fen=entry.amount_fen,
+        commission_id=commission_id,
+        withdrawal_id=None,
+        source_event_id=source_event_id,
+        occurred_at=occurred_at,
     )
-    return session.exec(query).first()
 
 
 # --- withdrawals ---------------------------------------------------------------------------
