@@ -156,7 +156,7 @@ class UnitOfWork:
         """Write the staged rows, then the outbox; returns the number of outbox rows."""
         connection = self.session.connection()
         for table, rows in self._staged.items():
-            connection.execute(insert(table.__table__), rows)  # type: ignore[attr-defined]
+            connection.execute(insert(table.__table__), rows)
         self._staged = {}
         staged, self._outbox = self._outbox, []
         if staged:
