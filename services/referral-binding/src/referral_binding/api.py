@@ -1,0 +1,149 @@
+"""Read API: a customer's binding and history, a distributor's customers and stats.
+
+"Now" is the runtime clock (simulated under `FX_CLOCK=simulated`). A distributor reads only
+its own data: its own bindings of a customer, its own customers and stats; ops reads all,
+and a customer may read its own binding history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel
+from sqlmodel import Session
+
+from fx_common.http import ApiError, Auth, Runtime, require_reader
+from referral_binding import store
+
+router = APIRouter(prefix="/v1", tags=["referral-binding"])
+
+
+class BindingPublic(BaseModel):
+    binding_id: str
+    customer_id: str
+    distributor_id: str
+    share_id: str
+    order_id: str | None
+    bound_at: datetime
+    protected_until: datetime
+    released_at: datetime | None
+    release_reason: str | None
+
+    @classmethod
+    def of(cls, row: store.RbBinding) -> BindingPublic:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class BindingHistory(BaseModel):
+    customer_id: str
+    at: datetime | None
+    owner_id: str | None
+    """With `at`: the distributor protecting the customer at that moment (if visible to you)."""
+    bindings: list[BindingPublic]
+    """Without `at`: every binding you may see, oldest first; with `at`: the one protecting."""
+
+
+class CustomerPublic(BaseModel):
+    customer_id: str
+    binding_id: str
+    bound_at: datetime
+    protected_until: datetime
+
+
+class DistributorCustomers(BaseModel):
+    distributor_id: str
+    total: int
+    customers: list[CustomerPublic]
+
+
+class DistributorStats(BaseModel):
+    distributor_id: str
+    visits: int
+    unique_visitors: int
+    bound_customers: int
+    contested_visits: int
+
+
+@router.get("/customers/{customer_id}/binding")
+def current_binding(customer_id: str, runtime: Runtime, who: Auth) -> BindingPublic:
+    """The binding protecting the customer now; 404 when there is none."""
+    with Session(runtime.engine) as session:
+        row = store.protected_binding(session, customer_id, runtime.clock.now())
+        if who.may_read(customer_id) or (row is not None and row.distributor_id == who.sub):
+            if row is None:
+                raise ApiError(404, "not_bound", f"customer {customer_id} is not bound now")
+            return BindingPublic.of(row)
+    raise ApiError(403, "forbidden", "a distributor may read only its own customers")
+
+
+@router.get("/customers/{customer_id}/bindings")
+def binding_history(
+    customer_id: str,
+    runtime: Runtime,
+    who: Auth,
+    at: Annotated[AwareDatetime | None, Query(description="The owner at this moment")] = None,
+) -> BindingHistory:
+    with Session(runtime.engine) as session:
+        history = store.customer_history(session, customer_id)
+    if not who.may_read(customer_id):
+        history = [row for row in history if row.distributor_id == who.sub]
+        if not history:
+            raise ApiError(403, "forbidden", "a distributor may read only its own customers")
+    bindings = [BindingPublic.of(row) for row in history]
+    if at is None:
+        return BindingHistory(customer_id=customer_id, at=None, owner_id=None, bindings=bindings)
+    owning = [b for b in bindings if _protects(b, at)]
+    owner_id = owning[0].distributor_id if owning else None
+    return BindingHistory(customer_id=customer_id, at=at, owner_id=owner_id, bindings=owning)
+
+
+def _protects(binding: BindingPublic, at: datetime) -> bool:
+    ends = binding.protected_until
+    if binding.released_at is not None:
+        ends = min(ends, binding.released_at)
+    return binding.bound_at <= at < ends
+
+
+@router.get("/distributors/{distributor_id}/customers")
+def distributor_customers(
+    distributor_id: str,
+    runtime: Runtime,
+    who: Auth,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DistributorCustomers:
+    """Customers protected for the distributor now, soonest protection end first."""
+    require_reader(who, distributor_id)
+    with Session(runtime.engine) as session:
+        total, rows = store.protected_customers(
+            session, distributor_id, runtime.clock.now(), limit, offset
+        )
+    customers = [
+        CustomerPublic(
+            customer_id=row.customer_id,
+            binding_id=row.binding_id,
+            bound_at=row.bound_at,
+            protected_until=row.protected_until,
+        )
+        for row in rows
+    ]
+    return DistributorCustomers(distributor_id=distributor_id, total=total, customers=customers)
+
+
+@router.get("/distributors/{distributor_id}/stats")
+def distributor_stats(distributor_id: str, runtime: Runtime, who: Auth) -> DistributorStats:
+    """Visits of the distributor's shares (self-visits aside), unique visitors, customers
+    protected now, and visits that found the visitor protected by someone else."""
+    require_reader(who, distributor_id)
+    with Session(runtime.engine) as session:
+        visits, visitors, contested = store.visit_stats(session, distributor_id)
+        bound = store.bound_customer_count(session, distributor_id, runtime.clock.now())
+    return DistributorStats(
+        distributor_id=distributor_id,
+        visits=visits,
+        unique_visitors=visitors,
+        bound_customers=bound,
+        contested_visits=contested,
+    )

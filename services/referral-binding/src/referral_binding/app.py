@@ -1,0 +1,63 @@
+"""Wiring of referral-binding: settings, topics, handlers, tables and routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from fx_common.contracts.topics import (
+    ATTRIBUTIONS,
+    BINDINGS,
+    MALL_ORDERS,
+    MALL_SHARES,
+    QUALIFICATION,
+)
+from fx_common.http import serve
+from fx_common.runtime import ServiceSpec
+from fx_common.settings import ServiceSettings
+from referral_binding import domain, handlers, store
+from referral_binding.api import router
+
+NAME = "referral-binding"
+
+
+class ReferralBindingSettings(ServiceSettings):
+    """`FX_PROTECTION_PERIOD`: seconds (`15552000`) or an ISO 8601 duration (`P180D`)."""
+
+    service: str = NAME
+    http_port: int = 8101
+    protection_period: timedelta = Field(domain.DEFAULT_PROTECTION_PERIOD, gt=timedelta(0))
+
+    @field_validator("protection_period", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # pydantic reads a number as seconds but not a numeric string, which is what env gives.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+
+def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
+    """The service, with the handlers configured by `settings` (tests pass their own)."""
+    return ServiceSpec(
+        name=NAME,
+        topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
+        handlers=handlers.handlers_for(settings.protection_period),
+        tables=store.TABLES,
+        outputs=(BINDINGS, ATTRIBUTIONS),
+        router=router,
+        on_tick=handlers.on_tick,
+        settings_cls=ReferralBindingSettings,
+    )
+
+
+SPEC = spec_for(ReferralBindingSettings())
+
+
+def main() -> None:
+    serve(SPEC)

@@ -1,0 +1,245 @@
+"""Event handlers: decode → domain → store + outbox.
+
+Documented ignores (applied, nothing published, never dead-lettered): a visit from the sharer
+itself or any visit the rules do not bind (kept in `rb_visit` with its outcome); an order
+paid again under another event id (the first payment counts); an order nobody is eligible
+for (kept unattributed); completions and refunds of unknown or unattributed orders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from fx_common.contracts import attributions, bindings, mall_orders, mall_shares, qualification
+from fx_common.contracts.topics import ATTRIBUTIONS, BINDINGS
+from fx_common.envelope import Event
+from fx_common.processing import Handler, UnitOfWork
+from referral_binding import domain, store
+
+_BINDING_IDS = uuid.UUID("0c8f5a52-1d0e-4c1b-9b7a-3a4f2d6e8b11")
+
+_ELIGIBLE_FROM = {
+    qualification.ASSESSMENT_STARTED: True,
+    qualification.DISTRIBUTOR_QUALIFIED: True,
+    qualification.ASSESSMENT_FAILED: False,
+    qualification.DISTRIBUTOR_REVOKED: False,
+}
+
+_ELIGIBILITY_MODELS = (
+    qualification.AssessmentStarted,
+    qualification.DistributorQualified,
+    qualification.AssessmentFailed,
+    qualification.DistributorRevoked,
+)
+
+Data = TypeVar("Data", bound=BaseModel)
+
+
+def _data(event: Event, model: type[Data]) -> Data:
+    if not isinstance(event.data, model):
+        raise TypeError(
+            f"{event.type} decoded to {type(event.data).__name__}, not {model.__name__}"
+        )
+    return event.data
+
+
+def binding_id_for(cause_event_id: str) -> str:
+    """A binding's id derives from the event that caused it, so replays reproduce it."""
+    return str(uuid.uuid5(_BINDING_IDS, cause_event_id))
+
+
+def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
+    for event in events:
+        binding = event.binding
+        store.save_binding(uow.session, binding)
+        match event:
+            case domain.BindingCreated():
+                created = bindings.BindingCreated(
+                    binding_id=binding.binding_id,
+                    customer_id=binding.customer_id,
+                    distributor_id=binding.distributor_id,
+                    share_id=binding.share_id,
+                    protected_until=binding.protected_until,
+                    order_id=binding.order_id,
+                )
+                uow.publish(BINDINGS, bindings.BINDING_CREATED, created, time=binding.bound_at)
+            case domain.BindingExtended(order_id=order_id, extended_at=extended_at):
+                store.add_extension(
+                    uow.session, order_id, binding.binding_id, extended_at, binding.protected_until
+                )
+                extended = bindings.BindingExtended(
+                    binding_id=binding.binding_id,
+                    customer_id=binding.customer_id,
+                    distributor_id=binding.distributor_id,
+                    order_id=order_id,
+                    protected_until=binding.protected_until,
+                )
+                uow.publish(BINDINGS, bindings.BINDING_EXTENDED, extended, time=extended_at)
+            case domain.BindingReleased():
+                assert binding.released_at is not None and binding.release_reason is not None
+                released = bindings.BindingReleased(
+                    binding_id=binding.binding_id,
+                    customer_id=binding.customer_id,
+                    distributor_id=binding.distributor_id,
+                    reason=binding.release_reason.value,
+                )
+                uow.publish(BINDINGS, bindings.BINDING_RELEASED, released, time=binding.released_at)
+
+
+def on_share_created(uow: UnitOfWork, event: Event) -> None:
+    data = _data(event, mall_shares.ShareCreated)
+    store.record_share(
+        uow.session,
+        data.share_id,
+        data.sharer_id,
+        event.time,
+        created=True,
+        product_sku=data.product_sku,
+        channel=data.channel,
+    )
+
+
+def on_eligibility_changed(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    if not isinstance(data, _ELIGIBILITY_MODELS):
+        raise TypeError(f"{event.type} decoded to {type(data).__name__}")
+    user_id, session = data.user_id, uow.session
+    store.add_eligibility(
+        session, event.id, user_id, event.time, _ELIGIBLE_FROM[event.type], event.type
+    )
+    history = store.eligibility(session, user_id)
+    open_bindings = store.open_bindings_of_distributor(session, user_id)
+    _record(uow, domain.distributor_changed(open_bindings, history))
+
+
+def on_order_completed(uow: UnitOfWork, event: Event) -> None:
+    data = _data(event, mall_orders.OrderCompleted)
+    order = store.get_order(uow.session, data.order_id)
+    if order is None or order.distributor_id is None:
+        return
+    completed = attributions.AttributedOrderCompleted(
+        order_id=data.order_id, distributor_id=order.distributor_id
+    )
+    uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_COMPLETED, completed, time=event.time)
+
+
+def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
+    data = _data(event, mall_orders.OrderRefunded)
+    order = store.get_order(uow.session, data.order_id)
+    if order is None or order.distributor_id is None:
+        return
+    refunded = attributions.AttributedOrderRefunded(
+        order_id=data.order_id,
+        distributor_id=order.distributor_id,
+        refund_id=data.refund_id,
+        lines=data.lines,
+    )
+    uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_REFUNDED, refunded, time=event.time)
+
+
+def on_tick(uow: UnitOfWork, now: datetime) -> None:
+    """Release every binding whose protection ended by `now`, at the moment it ended."""
+    _record(uow, domain.expire_all(store.open_bindings_ended_by(uow.session, now), now))
+
+
+def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
+    """The handlers, with the protection period the service is configured with."""
+
+    def on_share_visited(uow: UnitOfWork, event: Event) -> None:
+        data = _data(event, mall_shares.ShareVisited)
+        session = uow.session
+        # The visit names its sharer, so a share we have not seen created is no error.
+        store.record_share(session, data.share_id, data.sharer_id, event.time, created=False)
+        customer = domain.CustomerBindings(
+            data.visitor_id,
+            store.bindings_of_customer(session, data.visitor_id),
+            store.latest_order_paid_at(session, data.visitor_id),
+        )
+        result = domain.visit(
+            binding_id=binding_id_for(event.id),
+            share_id=data.share_id,
+            sharer_id=data.sharer_id,
+            visitor_id=data.visitor_id,
+            visited_at=event.time,
+            period=protection_period,
+            customer=customer,
+            eligibility_of=lambda user_id: store.eligibility(session, user_id),
+        )
+        _record(uow, result.events)
+        bound = result.decision.outcome is domain.VisitOutcome.BOUND
+        protected_by = result.decision.protected_by
+        store.add_visit(
+            session,
+            event_id=event.id,
+            share_id=data.share_id,
+            sharer_id=data.sharer_id,
+            visitor_id=data.visitor_id,
+            visited_at=event.time,
+            outcome=result.decision.outcome,
+            binding_id=binding_id_for(event.id) if bound else None,
+            protected_by=protected_by.distributor_id if protected_by else None,
+        )
+
+    def on_order_paid(uow: UnitOfWork, event: Event) -> None:
+        data = _data(event, mall_orders.OrderPaid)
+        session = uow.session
+        if store.get_order(session, data.order_id) is not None:
+            return
+        customer = domain.CustomerBindings(
+            data.buyer_id,
+            store.bindings_of_customer(session, data.buyer_id),
+            store.latest_order_paid_at(session, data.buyer_id),
+        )
+        sharer_id = store.sharer_of(session, data.share_id) if data.share_id else None
+        result = domain.order_paid(
+            binding_id=binding_id_for(event.id),
+            order_id=data.order_id,
+            buyer_id=data.buyer_id,
+            paid_at=event.time,
+            share_id=data.share_id,
+            share_sharer_id=sharer_id,
+            period=protection_period,
+            customer=customer,
+            eligibility_of=lambda user_id: store.eligibility(session, user_id),
+        )
+        _record(uow, result.events)
+        attribution = result.attribution
+        store.add_order(
+            session,
+            order_id=data.order_id,
+            buyer_id=data.buyer_id,
+            paid_at=event.time,
+            share_id=data.share_id,
+            distributor_id=attribution.distributor_id if attribution else None,
+            basis=attribution.basis if attribution else None,
+            binding_id=result.binding_id,
+        )
+        if attribution is None:
+            return
+        attributed = attributions.OrderAttributed(
+            order_id=data.order_id,
+            buyer_id=data.buyer_id,
+            distributor_id=attribution.distributor_id,
+            basis=attribution.basis.value,
+            paid_at=event.time,
+            lines=data.lines,
+        )
+        uow.publish(ATTRIBUTIONS, attributions.ORDER_ATTRIBUTED, attributed, time=event.time)
+
+    return {
+        mall_shares.SHARE_CREATED: on_share_created,
+        mall_shares.SHARE_VISITED: on_share_visited,
+        mall_orders.ORDER_PAID: on_order_paid,
+        mall_orders.ORDER_COMPLETED: on_order_completed,
+        mall_orders.ORDER_REFUNDED: on_order_refunded,
+        **{ce_type: on_eligibility_changed for ce_type in _ELIGIBLE_FROM},
+    }
+
+
+HANDLERS: dict[str, Handler] = handlers_for(domain.DEFAULT_PROTECTION_PERIOD)
+"""With the default protection period; `app.spec_for` wires the configured one."""
