@@ -1,0 +1,28 @@
+"""Wiring of the commission service: settings, topics, handlers, tables, routes."""
+
+from __future__ import annotations
+
+from commission import store
+from commission.api import router
+from commission.handlers import make_handlers, on_tick
+from commission.settings import CommissionSettings
+from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
+from fx_common.http import serve
+from fx_common.runtime import ServiceSpec
+
+__all__ = ["SPEC", "CommissionSettings", "main"]
+
+SPEC = ServiceSpec(
+    name="commission",
+    topics=(ATTRIBUTIONS, QUALIFICATION),
+    handlers=make_handlers(CommissionSettings().terms()),
+    tables=store.TABLES,
+    outputs=(COMMISSIONS,),
+    router=router,
+    on_tick=on_tick,
+    settings_cls=CommissionSettings,
+)
+
+
+def main() -> None:
+    serve(SPEC)

@@ -1,0 +1,390 @@
+"""Commission rules (DOMAIN.md §3): the rate plan and the life of the commission on one line.
+
+Lifecycle of one commission (one per attributed order line):
+
+    accrued as held ──(distributor qualified)──> pending ──(order completed)──> frozen
+    accrued as pending (already qualified) ────────┘                              │
+                                                                    (settle_at reached)
+    held ──(order completed)──> held, settle_at known                            v
+    held | pending | frozen ──(failed / revoked / fully refunded)──> voided    settled
+    settled ──(refund)──> settled for less ──(nothing left)──> reversed <──────────┘
+
+Rounding, per line and always down (floor), so no fen is paid that was not earned:
+- rate in bps: `floor(paid_amount_fen × rate_bps / 10000)`;
+- fixed fen per unit: `fen_per_unit × quantity`, capped at the line's paid amount;
+- after refunds: `floor(accrued × (paid − refunded) / paid)`, always from the cumulative
+  refunded amount, so the result does not depend on how the refunds were split or ordered.
+
+Arrival order of the input topics must not change the outcome, so every decision is taken
+from event times: `assess` reads the distributor's qualification history as of the order's
+payment, and a revocation at `T` keeps only commission whose settlement date is at or before
+`T` (commission settled later than that is clawed back when the revocation arrives late).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from fx_common.money import BPS_DENOMINATOR, apply_bps, pro_rata
+
+Status = Literal["held", "pending", "frozen", "settled", "reversed", "voided"]
+STATUSES: tuple[Status, ...] = ("held", "pending", "frozen", "settled", "reversed", "voided")
+OPEN: frozenset[Status] = frozenset({"held", "pending", "frozen"})
+"""Not settled and not voided: refunds reduce the amount, a failure or revocation voids it."""
+
+ChangeKind = Literal["accrued", "released", "frozen", "adjusted", "voided", "settled", "reversed"]
+RateBasis = Literal["sku", "category", "default"]
+QualificationStatus = Literal["applied", "assessing", "qualified", "failed", "revoked"]
+DECISIVE: frozenset[QualificationStatus] = frozenset({"qualified", "failed", "revoked"})
+
+VOID_FAILED = "assessment failed"
+VOID_REVOKED = "distributor revoked"
+VOID_REFUNDED = "fully refunded"
+
+_COMMISSION_NAMESPACE = uuid.UUID("0b6f6c55-2f8e-4d1e-9a51-6c3f1d6a7c21")
+
+
+def commission_id_for(order_id: str, line_id: str) -> str:
+    """One commission per order line, with the same id on every replay."""
+    return str(uuid.uuid5(_COMMISSION_NAMESPACE, f"{order_id}|{line_id}"))
+
+
+# ── rate plan ──────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Rate:
+    """An override in the plan: a rate in bps of the paid amount, or a fixed fen per unit."""
+
+    rate_bps: int | None = None
+    fen_per_unit: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rate_bps is None) == (self.fen_per_unit is None):
+            raise ValueError("a rate is either rate_bps or fen_per_unit, exactly one of them")
+        if self.rate_bps is not None and not 0 <= self.rate_bps <= BPS_DENOMINATOR:
+            raise ValueError(f"rate_bps must be within 0..{BPS_DENOMINATOR}")
+        if self.fen_per_unit is not None and self.fen_per_unit < 0:
+            raise ValueError("fen_per_unit must not be negative")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one line earns under a plan version."""
+
+    amount_fen: int
+    rate_bps: int
+    """The rate applied; for a fixed per-unit rule the effective rate of the line (floored)."""
+    fen_per_unit: int | None
+    basis: RateBasis
+    plan_version: int
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """A version of the rate plan: a default rate, overridden per category, then per SKU."""
+
+    version: int
+    default_rate_bps: int
+    by_category: Mapping[str, Rate] = field(default_factory=dict)
+    by_sku: Mapping[str, Rate] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.version < 0:
+            raise ValueError("plan version must not be negative")
+        Rate(rate_bps=self.default_rate_bps)
+
+    def rate_for(self, sku: str, category: str | None) -> tuple[Rate, RateBasis]:
+        if sku in self.by_sku:
+            return self.by_sku[sku], "sku"
+        if category is not None and category in self.by_category:
+            return self.by_category[category], "category"
+        return Rate(rate_bps=self.default_rate_bps), "default"
+
+    def quote(self, sku: str, category: str | None, quantity: int, paid_amount_fen: int) -> Quote:
+        rate, basis = self.rate_for(sku, category)
+        if rate.rate_bps is not None:
+            amount = apply_bps(paid_amount_fen, rate.rate_bps)
+            return Quote(amount, rate.rate_bps, None, basis, self.version)
+        assert rate.fen_per_unit is not None
+        amount = min(rate.fen_per_unit * quantity, paid_amount_fen)
+        effective = amount * BPS_DENOMINATOR // paid_amount_fen if paid_amount_fen else 0
+        return Quote(amount, effective, rate.fen_per_unit, basis, self.version)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The configured terms of the programme (FX_DEFAULT_RATE_BPS, FX_SETTLEMENT_HOLD)."""
+
+    default_rate_bps: int
+    """The rate of plan version 0, in force until a plan version is stored."""
+    settlement_hold: timedelta
+    """After-sales hold between an order's completion and the settlement of its commission."""
+
+
+# ── the distributor's qualification, as it bears on one order ─────────────────────────
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One transition of a distributor, from fx.qualification.v1."""
+
+    status: QualificationStatus
+    at: datetime
+    seq: int
+    """Arrival order within the distributor (the topic is ordered per user): breaks ties."""
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What the qualification history decides for commission on an order paid at some time.
+
+    Nothing set: undecided (held). `qualified_at`: earns (released at that time if held).
+    `failed_at`: voided. `revoked_at`: voided unless it settles at or before that time.
+    """
+
+    qualified_at: datetime | None = None
+    failed_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def assess(paid_at: datetime, history: Sequence[StatusChange]) -> Fate:
+    """The status at `paid_at` decides, else the first decisive transition after it.
+
+    Only qualified / failed / revoked decide anything; a `failed` before the payment decides
+    nothing, because the user may have re-applied and be assessing again at `paid_at`.
+    """
+    decisive = sorted((c for c in history if c.status in DECISIVE), key=lambda c: (c.at, c.seq))
+    before = [c for c in decisive if c.at <= paid_at]
+    after = [c for c in decisive if c.at > paid_at]
+    if before and before[-1].status == "revoked":
+        return Fate(revoked_at=before[-1].at)
+    if before and before[-1].status == "qualified":
+        qualified_at, later = before[-1].at, after
+    elif not after:
+        return Fate()
+    elif after[0].status == "failed":
+        return Fate(failed_at=after[0].at)
+    elif after[0].status == "revoked":
+        return Fate(revoked_at=after[0].at)
+    else:
+        qualified_at, later = after[0].at, after[1:]
+    revoked_at = next((c.at for c in later if c.status == "revoked"), None)
+    return Fate(qualified_at=qualified_at, revoked_at=revoked_at)
+
+
+# ── one commission ────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class PaidLine:
+    line_id: str
+    sku: str
+    category: str | None
+    quantity: int
+    paid_amount_fen: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something that happened to a commission: one audit row, and (but `frozen`) one event.
+
+    `reported_fen` is the figure the published event carries: the amount accrued, released,
+    settled or adjusted to, the amount voided, or the amount clawed back.
+    """
+
+    kind: ChangeKind
+    at: datetime
+    status_before: Status | None
+    status_after: Status
+    amount_before: int
+    amount_after: int
+    reported_fen: int
+    reason: str | None = None
+    refund_id: str | None = None
+
+
+@dataclass
+class Commission:
+    commission_id: str
+    distributor_id: str
+    order_id: str
+    line_id: str
+    sku: str
+    category: str | None
+    quantity: int
+    paid_amount_fen: int
+    paid_at: datetime
+    plan_version: int
+    rate_basis: RateBasis
+    rate_bps: int
+    fen_per_unit: int | None
+    accrued_fen: int
+    status: Status
+    amount_fen: int
+    """What the commission is worth now (0 once voided or fully reversed)."""
+    refunded_fen: int = 0
+    settle_at: datetime | None = None
+    settled_at: datetime | None = None
+    settled_fen: int = 0
+    reversed_fen: int = 0
+    voided_fen: int = 0
+    void_reason: str | None = None
+
+    @classmethod
+    def accrue(
+        cls,
+        *,
+        distributor_id: str,
+        order_id: str,
+        line: PaidLine,
+        paid_at: datetime,
+        plan: RatePlan,
+        fate: Fate,
+        at: datetime,
+    ) -> tuple[Commission, Change]:
+        """Held unless the distributor is already known to have qualified for this order."""
+        quote = plan.quote(line.sku, line.category, line.quantity, line.paid_amount_fen)
+        status: Status = "pending" if fate.qualified_at is not None else "held"
+        commission = cls(
+            commission_id=commission_id_for(order_id, line.line_id),
+            distributor_id=distributor_id,
+            order_id=order_id,
+            line_id=line.line_id,
+            sku=line.sku,
+            category=line.category,
+            quantity=line.quantity,
+            paid_amount_fen=line.paid_amount_fen,
+            paid_at=paid_at,
+            plan_version=quote.plan_version,
+            rate_basis=quote.basis,
+            rate_bps=quote.rate_bps,
+            fen_per_unit=quote.fen_per_unit,
+            accrued_fen=quote.amount_fen,
+            status=status,
+            amount_fen=quote.amount_fen,
+        )
+        accrued = Change("accrued", at, None, status, 0, quote.amount_fen, quote.amount_fen)
+        return commission, accrued
+
+    def complete(self, completed_at: datetime, settlement_hold: timedelta) -> list[Change]:
+        """Receipt confirmed: the after-sales hold starts; held commission stays held."""
+        if self.settle_at is not None or self.status not in OPEN:
+            return []
+        self.settle_at = completed_at + settlement_hold
+        if self.status == "pending":
+            return [self._move("frozen", "frozen", completed_at, self.amount_fen)]
+        return [self._move("frozen", "held", completed_at, self.amount_fen)]
+
+    def refund(self, refund_id: str, refund_amount_fen: int, at: datetime) -> list[Change]:
+        """Before settlement the amount shrinks pro rata (to nothing: voided); after, the
+        difference is clawed back."""
+        self.refunded_fen = min(self.paid_amount_fen, self.refunded_fen + refund_amount_fen)
+        target = self._amount_after_refunds()
+        if self.status in OPEN:
+            if self._fully_refunded():
+                return [self._void(VOID_REFUNDED, at, refund_id)]
+            if target < self.amount_fen:
+                change = self._move("adjusted", self.status, at, target, refund_id=refund_id)
+                return [change]
+            return []
+        # A fully refunded line ends reversed even when nothing is left to claw back, as an
+        # unsettled one ends voided.
+        if self.status == "settled" and (self._fully_refunded() or target < self.amount_fen):
+            return [self._reverse(self.amount_fen - target, at, refund_id=refund_id)]
+        return []
+
+    def apply_fate(self, fate: Fate) -> list[Change]:
+        """Release, void or claw back as the distributor's qualification decides."""
+        if self.status in ("voided", "reversed"):
+            return []
+        if fate.revoked_at is not None and not self._settles_by(fate.revoked_at):
+            if self.status == "settled":
+                return [self._reverse(self.amount_fen, fate.revoked_at, reason=VOID_REVOKED)]
+            return [self._void(VOID_REVOKED, fate.revoked_at)]
+        if fate.failed_at is not None and self.status in OPEN:
+            return [self._void(VOID_FAILED, fate.failed_at)]
+        if fate.qualified_at is not None and self.status == "held":
+            released: Status = "frozen" if self.settle_at is not None else "pending"
+            return [self._move("released", released, fate.qualified_at, self.amount_fen)]
+        return []
+
+    def settle(self, now: datetime) -> list[Change]:
+        """The after-sales hold is over: settled as of `settle_at` (withdrawable)."""
+        if self.status != "frozen" or self.settle_at is None or self.settle_at > now:
+            return []
+        self.settled_at = self.settle_at
+        self.settled_fen = self.amount_fen
+        return [self._move("settled", "settled", self.settle_at, self.amount_fen)]
+
+    def _settles_by(self, moment: datetime) -> bool:
+        return self.settle_at is not None and self.settle_at <= moment
+
+    def _fully_refunded(self) -> bool:
+        return self.paid_amount_fen > 0 and self.refunded_fen >= self.paid_amount_fen
+
+    def _amount_after_refunds(self) -> int:
+        if self.paid_amount_fen == 0:
+            return self.accrued_fen
+        remaining = self.paid_amount_fen - self.refunded_fen
+        return pro_rata(self.accrued_fen, remaining, self.paid_amount_fen)
+
+    def _void(self, reason: str, at: datetime, refund_id: str | None = None) -> Change:
+        voided = self.amount_fen
+        self.voided_fen, self.void_reason = voided, reason
+        return self._move("voided", "voided", at, 0, voided, reason=reason, refund_id=refund_id)
+
+    def _reverse(
+        self,
+        clawback: int,
+        at: datetime,
+        *,
+        reason: str | None = None,
+        refund_id: str | None = None,
+    ) -> Change:
+        self.reversed_fen += clawback
+        left = self.amount_fen - clawback
+        status: Status = "settled" if left > 0 else "reversed"
+        return self._move(
+            "reversed", status, at, left, clawback, reason=reason, refund_id=refund_id
+        )
+
+    def _move(
+        self,
+        kind: ChangeKind,
+        status: Status,
+        at: datetime,
+        amount: int,
+        reported: int | None = None,
+        *,
+        reason: str | None = None,
+        refund_id: str | None = None,
+    ) -> Change:
+        # An event never predates the order it is about (a late-arriving fact may be older).
+        change = Change(
+            kind=kind,
+            at=max(at, self.paid_at),
+            status_before=self.status,
+            status_after=status,
+            amount_before=self.amount_fen,
+            amount_after=amount,
+            reported_fen=amount if reported is None else reported,
+            reason=reason,
+            refund_id=refund_id,
+        )
+        self.status, self.amount_fen = status, amount
+        return change
+
+
+# ── reading the figures ───────────────────────────────────────────────────────────────
+
+
+def period_starts(now: datetime, utc_offset: timedelta) -> tuple[datetime, datetime]:
+    """Start of today and of this month, in the merchant's local time, as UTC instants."""
+    local = now + utc_offset
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - utc_offset, day.replace(day=1) - utc_offset

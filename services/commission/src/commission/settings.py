@@ -1,0 +1,35 @@
+"""Configuration of the commission service (`FX_*` environment variables).
+
+Defaults, as DOMAIN.md §3 states them:
+- `FX_DEFAULT_RATE_BPS` = 1000 (10 %): the rate of plan version 0, used for orders paid
+  before any plan version is stored (overrides per category / SKU come with stored versions);
+- `FX_SETTLEMENT_HOLD` = 7 days between an order's completion and settlement (an ISO 8601
+  duration: `P7D`, `PT12H`);
+- `FX_BUSINESS_UTC_OFFSET` = 8 hours: where the merchant's day starts for the summary's
+  "today" and "this month" (China Standard Time has no daylight saving);
+- HTTP port 8103 (`FX_HTTP_PORT`).
+
+Kept apart from `app.py` so that `api.py` can read it without importing the wiring.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from commission.domain import Terms
+from fx_common.settings import ServiceSettings
+
+
+class CommissionSettings(ServiceSettings):
+    service: str = "commission"
+    http_port: int = 8103
+    default_rate_bps: int = Field(1000, ge=0, le=10_000)
+    settlement_hold: timedelta = Field(timedelta(days=7), ge=timedelta(0))
+    business_utc_offset: timedelta = Field(
+        timedelta(hours=8), ge=timedelta(hours=-12), le=timedelta(hours=14)
+    )
+
+    def terms(self) -> Terms:
+        return Terms(default_rate_bps=self.default_rate_bps, settlement_hold=self.settlement_hold)

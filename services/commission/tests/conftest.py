@@ -1,0 +1,162 @@
+"""A commission service on SQLite, fed records directly through the batch processor."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from commission import store
+from commission.domain import Terms
+from commission.handlers import make_handlers, on_tick
+from fx_common import db
+from fx_common.contracts.topics import COMMISSIONS
+from fx_common.envelope import Event, decode
+from fx_common.processing import BatchOutcome, BatchProcessor
+from fx_common.testing import record
+
+TERMS = Terms(default_rate_bps=1000, settlement_hold=timedelta(days=7))
+
+
+def line(
+    line_id: str, paid: int, *, sku: str = "tea-oolong-250g", category: str | None = "oolong",
+    quantity: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    data: dict[str, Any] = {
+        "line_id": line_id, "sku": sku, "quantity": quantity, "paid_amount_fen": paid,
+    }  # fmt: skip
+    if category is not None:
+        data["category"] = category
+    return data
+
+
+class Harness:
+    line = staticmethod(line)
+
+    def __init__(self, engine: Engine, terms: Terms = TERMS) -> None:
+        self.engine = engine
+        self.processor = BatchProcessor("commission", engine, make_handlers(terms), on_tick)
+
+    def send(
+        self, ce_type: str, data: dict[str, Any], at: datetime, event_id: str | None = None
+    ) -> BatchOutcome:
+        return self.processor.process([record(ce_type, data, time=at, event_id=event_id)])
+
+    def tick(self, now: datetime, event_id: str | None = None) -> BatchOutcome:
+        event_id = event_id or f"clock:{now.isoformat()}"
+        return self.send("fx.clock.set", {"now": now.isoformat()}, now, event_id)
+
+    def attribute(
+        self, order_id: str, lines: dict[str, int] | list[dict[str, Any]], paid_at: datetime,
+        *, distributor: str = "d-1", event_id: str | None = None,
+    ) -> BatchOutcome:  # fmt: skip
+        if isinstance(lines, dict):
+            lines = [line(line_id, paid) for line_id, paid in lines.items()]
+        data = {
+            "order_id": order_id, "buyer_id": "b-1", "distributor_id": distributor,
+            "basis": "binding", "paid_at": paid_at.isoformat(), "lines": lines,
+        }  # fmt: skip
+        return self.send("fx.order.attributed", data, paid_at, event_id)
+
+    def complete(self, order_id: str, at: datetime, *, distributor: str = "d-1") -> BatchOutcome:
+        data = {"order_id": order_id, "distributor_id": distributor}
+        return self.send("fx.order.completed", data, at)
+
+    def refund(
+        self, order_id: str, refund_id: str, amounts: dict[str, int], at: datetime,
+        *, distributor: str = "d-1",
+    ) -> BatchOutcome:  # fmt: skip
+        data = {
+            "order_id": order_id, "distributor_id": distributor, "refund_id": refund_id,
+            "lines": [{"line_id": k, "refund_amount_fen": v} for k, v in amounts.items()],
+        }  # fmt: skip
+        return self.send("fx.order.refunded", data, at)
+
+    def qualification(self, outcome: str, at: datetime, *, user: str = "d-1") -> BatchOutcome:
+        """`outcome`: applied, assessment_started, qualified, assessment_failed, revoked, …"""
+        data: dict[str, Any] = {"user_id": user}
+        data |= {
+            "assessment_started": {"deadline": at.isoformat(), "required_orders": 3},
+            "assessment_progressed": {"qualifying_orders": 1, "required_orders": 3},
+            "qualified": {"order_ids": ["o-1"]},
+            "assessment_failed": {"qualifying_orders": 1},
+            "revoked": {"reason": "fake orders"},
+        }.get(outcome, {})
+        return self.send(f"fx.distributor.{outcome}", data, at)
+
+    def published(self) -> list[Event]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(db.OutboxRecord)
+                .where(db.OutboxRecord.topic == COMMISSIONS)
+                .order_by(col(db.OutboxRecord.id))
+            )
+            return [decode(r.value, _headers(r.headers)) for r in rows]
+
+    def commissions(self) -> list[store.CommissionRecord]:
+        with Session(self.engine) as session:
+            query = select(store.CommissionRecord).order_by(
+                col(store.CommissionRecord.order_id), col(store.CommissionRecord.line_id)
+            )
+            return list(session.exec(query))
+
+    def commission(self, order_id: str, line_id: str = "l-1") -> store.CommissionRecord:
+        return next(c for c in self.commissions() if (c.order_id, c.line_id) == (order_id, line_id))
+
+    def audit(self) -> list[store.AuditRecord]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(store.AuditRecord).order_by(col(store.AuditRecord.id))))
+
+
+def _headers(encoded: str) -> list[tuple[str, bytes]]:
+    return [(k, base64.b64decode(v)) for k, v in json.loads(encoded)]
+
+
+def fresh_engine(url: str) -> Engine:
+    engine = db.make_engine(url)
+    db.create_schema(engine, store.TABLES)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store the service runs on (times are stored differently by each dialect)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'commission.db'}"
+        return
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not server:
+        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
+    name = f"fx_t_commission_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db.normalise_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def harness(store_url: str) -> Iterator[Harness]:
+    harness = Harness(fresh_engine(store_url))
+    yield harness
+    harness.engine.dispose()
+
+
+@pytest.fixture
+def make_harness() -> Callable[..., Harness]:
+    """A fresh in-memory store per call (for property tests: one per example)."""
+    return lambda terms=TERMS: Harness(fresh_engine("sqlite:///:memory:"), terms)

@@ -1,0 +1,243 @@
+"""HTTP API against a store filled through the handlers (the Kafka lifespan is not started)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from commission import store
+from commission.app import SPEC
+from commission.domain import Rate, RatePlan
+from commission.settings import CommissionSettings
+from fx_common import db
+from fx_common.http import create_app, issue_token
+from fx_common.runtime import ServiceRuntime
+
+if TYPE_CHECKING:
+    from conftest import Harness
+
+SECRET = "commission-api-tests-secret-32-bytes-long"
+NOW = datetime(2026, 3, 15, 2, tzinfo=UTC)  # 10:00 on 15 March in China
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def runtime(store_url: str) -> Iterator[ServiceRuntime]:
+    """Never started: no broker, the simulated clock stands still unless a test moves it."""
+    settings = CommissionSettings(
+        database_url=store_url, clock="simulated", clock_start=NOW, jwt_secret=SECRET
+    )
+    runtime = ServiceRuntime(SPEC, settings)
+    db.create_schema(runtime.engine, SPEC.tables)
+    yield runtime
+    runtime.engine.dispose()
+
+
+@pytest.fixture
+def client(runtime: ServiceRuntime) -> TestClient:
+    return TestClient(create_app(SPEC, runtime))
+
+
+def get(client: TestClient, path: str, sub: str = "d-1", role: str = "distributor") -> Any:
+    token = issue_token(SECRET, sub, role)
+    return client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def filled(harness: Harness) -> Harness:
+    """d-1: a qualified distributor with orders across periods; d-2: someone else."""
+    h = harness
+    h.qualification("qualified", NOW - 60 * DAY)
+    h.attribute("o-today", {"l-1": 10000, "l-2": 3900}, NOW - 9 * timedelta(hours=1))
+    h.attribute("o-yesterday", {"l-1": 20000}, NOW - 11 * timedelta(hours=1))
+    h.attribute("o-march-1", {"l-1": 30000}, datetime(2026, 2, 28, 17, tzinfo=UTC))
+    h.attribute("o-february", {"l-1": 40000}, datetime(2026, 2, 28, 15, tzinfo=UTC))
+    h.complete("o-february", datetime(2026, 3, 1, tzinfo=UTC))
+    h.tick(NOW - DAY)  # o-february settles (4000)
+    h.refund("o-february", "r-1", {"l-1": 10000}, NOW - DAY)  # claws back 1000
+    h.refund("o-march-1", "r-1", {"l-1": 30000}, NOW - DAY)  # voids 3000
+    h.complete("o-yesterday", NOW - DAY)  # frozen 2000
+    h.attribute("o-other", {"l-1": 50000}, NOW - DAY, distributor="d-2")
+    return h
+
+
+# ── auth ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_reads_need_a_valid_token(client: TestClient) -> None:
+    response = client.get("/v1/distributors/d-1/summary")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+    bad = client.get("/v1/distributors/d-1/summary", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_token"
+    assert client.get("/v1/products/tea/commission?price_fen=100").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/distributors/d-2/commissions", "/v1/distributors/d-2/summary",
+     "/v1/distributors/d-2/orders/o-other"],
+)  # fmt: skip
+def test_a_distributor_reads_only_its_own_data(
+    filled: Harness, client: TestClient, path: str
+) -> None:
+    response = get(client, path, sub="d-1")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert get(client, path, sub="ops-1", role="ops").status_code == 200
+    assert get(client, path, sub="d-2").status_code == 200
+
+
+# ── promotion orders ──────────────────────────────────────────────────────────────────
+
+
+def test_commissions_are_listed_newest_first_and_filtered_by_status(
+    filled: Harness, client: TestClient
+) -> None:
+    body = get(client, "/v1/distributors/d-1/commissions").json()
+    assert body["total"] == 5 and (body["page"], body["page_size"]) == (1, 20)
+    assert [(i["order_id"], i["line_id"]) for i in body["items"]] == [
+        ("o-today", "l-1"),
+        ("o-today", "l-2"),
+        ("o-yesterday", "l-1"),
+        ("o-march-1", "l-1"),
+        ("o-february", "l-1"),
+    ]
+    first = body["items"][0]
+    assert (first["amount_fen"], first["rate_bps"], first["status"], first["plan_version"]) == (
+        1000, 1000, "pending", 0,
+    )  # fmt: skip
+    frozen = get(client, "/v1/distributors/d-1/commissions?status=frozen").json()
+    assert [i["order_id"] for i in frozen["items"]] == ["o-yesterday"]
+    assert frozen["items"][0]["settle_at"] == "2026-03-21T02:00:00Z"
+
+
+def test_commissions_page(filled: Harness, client: TestClient) -> None:
+    body = get(client, "/v1/distributors/d-1/commissions?page=2&page_size=2").json()
+    assert body["total"] == 5
+    assert [i["order_id"] for i in body["items"]] == ["o-yesterday", "o-march-1"]
+    assert get(client, "/v1/distributors/d-1/commissions?page=9").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query", ["status=paid", "page=0", "page_size=0", "page_size=101", "page=x"]
+)
+def test_bad_list_queries_are_422(client: TestClient, query: str) -> None:
+    response = get(client, f"/v1/distributors/d-1/commissions?{query}")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_order_detail_has_lines_amounts_and_history(filled: Harness, client: TestClient) -> None:
+    body = get(client, "/v1/distributors/d-1/orders/o-february").json()
+    assert (body["basis"], body["paid_amount_fen"], body["amount_fen"]) == ("binding", 40000, 3000)
+    assert body["completed_at"] == "2026-03-01T00:00:00Z"
+    [line] = body["lines"]
+    assert (line["status"], line["settled_fen"], line["reversed_fen"], line["refunded_fen"]) == (
+        "settled", 4000, 1000, 10000,
+    )  # fmt: skip
+    history = [(h["kind"], h["amount_before"], h["amount_after"]) for h in body["history"]]
+    assert history == [
+        ("accrued", 0, 4000),
+        ("frozen", 4000, 4000),
+        ("settled", 4000, 4000),
+        ("reversed", 4000, 3000),
+    ]
+    assert body["history"][3]["refund_id"] == "r-1"
+    assert body["history"][0]["plan_version"] == 0
+
+
+def test_order_detail_of_an_unknown_or_foreign_order_is_404(
+    filled: Harness, client: TestClient
+) -> None:
+    for path in ("/v1/distributors/d-1/orders/o-nope", "/v1/distributors/d-1/orders/o-other"):
+        response = get(client, path, sub="ops-1", role="ops")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+# ── summary ───────────────────────────────────────────────────────────────────────────
+
+
+def test_summary_by_state_for_today_this_month_and_all_time(
+    filled: Harness, client: TestClient
+) -> None:
+    body = get(client, "/v1/distributors/d-1/summary").json()
+    assert body["as_of"] == "2026-03-15T02:00:00Z"
+    zero = {"held": 0, "pending": 0, "frozen": 0, "settled": 0, "reversed": 0, "voided": 0}
+    assert body["today"] == zero | {"pending": 1390}
+    assert body["this_month"] == zero | {"pending": 1390, "frozen": 2000, "voided": 3000}
+    assert body["all_time"] == zero | {
+        "pending": 1390, "frozen": 2000, "voided": 3000, "settled": 3000, "reversed": 1000,
+    }  # fmt: skip
+
+
+def test_summary_of_a_distributor_without_commission_is_all_zero(client: TestClient) -> None:
+    body = get(client, "/v1/distributors/d-9/summary", sub="d-9").json()
+    assert set(body["all_time"].values()) == {0}
+
+
+def test_summary_follows_the_clock(
+    filled: Harness, client: TestClient, runtime: ServiceRuntime
+) -> None:
+    runtime.clock.advance_to(NOW + 30 * DAY)  # type: ignore[attr-defined]
+    body = get(client, "/v1/distributors/d-1/summary").json()
+    assert set(body["today"].values()) == {0}
+    assert body["as_of"] == "2026-04-14T02:00:00Z"
+
+
+# ── what a product earns ──────────────────────────────────────────────────────────────
+
+
+def test_product_commission_under_the_default_rate(client: TestClient) -> None:
+    body = get(client, "/v1/products/tea-oolong-250g/commission?price_fen=12900").json()
+    assert body == {
+        "sku": "tea-oolong-250g", "category": None, "price_fen": 12900, "amount_fen": 1290,
+        "rate_bps": 1000, "fen_per_unit": None, "basis": "default", "plan_version": 0,
+    }  # fmt: skip
+
+
+def test_product_commission_uses_the_plan_in_force_now(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    with Session(runtime.engine) as session, session.begin():
+        store.add_plan_version(
+            session,
+            RatePlan(
+                version=1,
+                default_rate_bps=800,
+                by_category={"oolong": Rate(rate_bps=1500)},
+                by_sku={"gift-box": Rate(fen_per_unit=2000)},
+            ),
+            effective_from=NOW - DAY,
+        )
+        store.add_plan_version(session, RatePlan(version=2, default_rate_bps=50), NOW + DAY)
+    oolong = get(client, "/v1/products/tea-x/commission?price_fen=10000&category=oolong").json()
+    assert (oolong["amount_fen"], oolong["basis"], oolong["plan_version"]) == (1500, "category", 1)
+    gift = get(client, "/v1/products/gift-box/commission?price_fen=10000&category=oolong").json()
+    assert (gift["amount_fen"], gift["rate_bps"], gift["fen_per_unit"]) == (2000, 2000, 2000)
+    plain = get(client, "/v1/products/cup/commission?price_fen=999").json()
+    assert (plain["amount_fen"], plain["plan_version"]) == (79, 1)
+
+
+@pytest.mark.parametrize("query", ["", "price_fen=-1", "price_fen=1.5", "price_fen=abc"])
+def test_product_commission_needs_a_valid_price(client: TestClient, query: str) -> None:
+    response = get(client, f"/v1/products/tea/commission?{query}")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_probes_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/v1/distributors/{distributor_id}/commissions",
+        "/v1/distributors/{distributor_id}/orders/{order_id}",
+        "/v1/distributors/{distributor_id}/summary",
+        "/v1/products/{sku}/commission",
+    } <= set(paths)
