@@ -26,7 +26,10 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
         outcome = await Scenario(cluster, say=lambda _: None).run()
     finally:
         codes = cluster.stop_all()
-    assert codes == dict.fromkeys(codes, 0), f"graceful stop failed: {codes}"
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is the normal exit code.
+    assert set(codes.values()) <= {0, -15}, f"unexpected exit: {codes}"
+    for service in codes:
+        assert "stopped cleanly" in cluster.log(service).read_text(), f"{service} did not drain"
 
     types = outcome.types()
     for expected in (

@@ -252,3 +252,4 @@ class ServiceRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.relay.close()
         self.engine.dispose()
+        log.info("stopped cleanly: batch committed, outbox flushed")
