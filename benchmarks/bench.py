@@ -46,7 +46,7 @@ from fx_common.http import issue_token
 from fx_common.runtime import all_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
-JWT_SECRET = "bench-secret"
+JWT_SECRET = "bench-only-secret-for-local-benchmarks"
 
 
 def now() -> datetime:

@@ -24,7 +24,7 @@ class Cluster:
         workdir: Path,
         *,
         namespace: str = "",
-        jwt_secret: str = "demo-secret",
+        jwt_secret: str = "demo-only-secret-for-local-clusters-32b",
         port_offset: int = 0,
         extra_env: dict[str, str] | None = None,
         database_urls: dict[str, str] | None = None,

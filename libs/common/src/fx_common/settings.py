@@ -30,7 +30,7 @@ class ServiceSettings(BaseSettings):
     topic_namespace: str = ""
     clock: Literal["system", "simulated"] = "system"
     clock_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
-    jwt_secret: str = "dev-only-secret-change-me"
+    jwt_secret: str = "dev-only-secret-change-me-in-production"
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     topic_partitions: int = Field(3, ge=1)
