@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from fx_common.testing import fresh_postgres_database
 from tests.kafka_helpers import bootstrap_servers
 from tests.probing import Probe
 
@@ -48,22 +49,13 @@ def make_topics(bootstrap: str) -> object:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str] | str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store a service runs on: an SQLite file, or a fresh Postgres database."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url = os.environ.get("FX_TEST_POSTGRES_URL")
-    if not url:
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not server:
         pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
-    return fresh_postgres_database(url)
-
-
-def fresh_postgres_database(url: str) -> str:
-    """A new, empty database on the test server, so tests never see each other's rows."""
-    from sqlalchemy import create_engine, text
-
-    name = f"fx_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.rsplit("/", 1)[0] + "/" + name
+    with fresh_postgres_database(server) as url:
+        yield url

@@ -7,16 +7,41 @@ Sessions are synchronous SQLModel sessions; the consumer runs each batch in a wo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, event, func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Column, DateTime, Index, LargeBinary, event, func, text
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select, update
 
 from fx_common.clock import SystemClock
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on SQLite (which keeps no offset) and Postgres alike.
+
+    Stored as naive UTC on SQLite so that comparisons in SQL order correctly; a naive value
+    handed in is a bug (every time in fenxiao is aware UTC) and is refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: times must be timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class InboxRecord(SQLModel, table=True):

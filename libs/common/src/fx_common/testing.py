@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
+from sqlalchemy import create_engine, text
 
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
+from fx_common.db import normalise_url
 from fx_common.envelope import encode, make_event
 
 _offsets = itertools.count()
@@ -57,3 +62,18 @@ def raw_record(
         serialized_value_size=len(value or b""),
         headers=tuple(headers),
     )
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str, prefix: str = "fx_t") -> Iterator[str]:
+    """A new, empty database on the test server for one test, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
