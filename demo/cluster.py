@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 PORTS = {"referral-binding": 8101, "qualification": 8102, "commission": 8103, "payout": 8104}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Cluster:
     def __init__(
         self,
@@ -25,7 +32,7 @@ class Cluster:
         *,
         namespace: str = "",
         jwt_secret: str = "demo-only-secret-for-local-clusters-32b",
-        port_offset: int = 0,
+        port_offset: int | None = None,
         extra_env: dict[str, str] | None = None,
         database_urls: dict[str, str] | None = None,
     ) -> None:
@@ -33,7 +40,10 @@ class Cluster:
         self.workdir = workdir
         self.namespace = namespace
         self.jwt_secret = jwt_secret
-        self.ports = {s: p + port_offset for s, p in PORTS.items()}
+        # Free ports by default: parallel runs (CI beside a developer's cluster) never collide.
+        self.ports = {
+            s: p + port_offset if port_offset is not None else free_port() for s, p in PORTS.items()
+        }
         self.extra_env = extra_env or {}
         self.database_urls = database_urls or {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -43,7 +53,7 @@ class Cluster:
         default = f"sqlite:///{self.workdir / (service.replace('-', '_') + '.db')}"
         return self.database_urls.get(service, default)
 
-    def start(self, service: str) -> None:
+    def start(self, service: str, **overrides: str) -> None:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -53,6 +63,7 @@ class Cluster:
             "FX_JWT_SECRET": self.jwt_secret,
             "FX_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **self.extra_env,
+            **overrides,
         }
         log = self._logs.setdefault(service, (self.workdir / f"{service}.log").open("ab"))
         self.procs[service] = subprocess.Popen(

@@ -208,7 +208,7 @@ async def main() -> int:
     namespace = f"demo-{uuid.uuid4().hex[:6]}."
     with tempfile.TemporaryDirectory(prefix="fx-demo-") as tmp:
         cluster = Cluster(
-            bootstrap, Path(tmp), namespace=namespace, port_offset=100,
+            bootstrap, Path(tmp), namespace=namespace,
             extra_env={"FX_CLOCK": "simulated", "FX_LOG_LEVEL": "WARNING"},
         )  # fmt: skip
         print(f"Starting the four services (topics prefixed {namespace!r}, simulated clock)…")

@@ -139,7 +139,7 @@ class ServiceRuntime:
             max_records=settings.batch_max_records,
             max_wait_ms=settings.batch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
-            group_id=ns + consumer_group(spec.name),
+            group_id=ns + (settings.consumer_group or consumer_group(spec.name)),
             on_batch=lambda outcome: self.relay.wake(),
         )
         self.follower = (
@@ -159,9 +159,11 @@ class ServiceRuntime:
                 self.settings.topic_partitions,
             )
         )
-        await self.relay.start()
+        if self.settings.publish:
+            await self.relay.start()
         await self.consumer.start()
-        self._spawn(self.relay.run(), "relay")
+        if self.settings.publish:
+            self._spawn(self.relay.run(), "relay")
         self._spawn(self.consumer.run(), "consumer")
         if self.follower is not None:
             self._spawn(self.follower.run(), "clock-follower")

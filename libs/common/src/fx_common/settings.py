@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
     # Prefix for every topic and consumer group. Empty in production (the contract names);
     # lets tests, benchmarks and demos run isolated clusters on one broker.
     topic_namespace: str = ""
+    # A replay rebuilds a store from offset 0: its own group, and its outbox kept unpublished
+    # so it can be compared with the live one (FX_CONSUMER_GROUP=…, FX_PUBLISH=false).
+    consumer_group: str | None = None
+    publish: bool = True
     clock: Literal["system", "simulated"] = "system"
     clock_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     jwt_secret: str = "dev-only-secret-change-me-in-production"
