@@ -17,7 +17,7 @@ FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_te
 
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
-LINT_DIRS := libs services tests benchmarks demo
+LINT_DIRS := libs services tools tests benchmarks demo
 
 .PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts
 
