@@ -68,6 +68,7 @@ bench: deps infra-up
 # Regenerate the JSON Schemas in contracts/ from the models (a test fails when they drift).
 contracts:
 	uv run python -m fx_common.contracts.export contracts/
+	uv run python -m fx_common.asyncapi contracts/asyncapi/cluster.json
 
 # mypy refuses a directory without Python files: check only those that have some.
 lint:

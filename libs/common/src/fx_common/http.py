@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from fx_common.asyncapi import service_document
 from fx_common.logs import configure_logging
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 
@@ -81,6 +82,10 @@ def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> Fast
         checks = await asyncio.to_thread(runtime.ready)
         status = 200 if all(checks.values()) else 503
         return JSONResponse({"ready": status == 200, **checks}, status_code=status)
+
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        return service_document(spec.name, spec.handlers, spec.outputs)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
