@@ -7,22 +7,26 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from commission import store
+from commission.app import SPEC
 from commission.domain import Terms
-from commission.handlers import make_handlers, on_tick
+from commission.handlers import make_handlers
 from fx_common import db
 from fx_common.contracts.topics import COMMISSIONS
 from fx_common.envelope import Event, decode
-from fx_common.processing import BatchOutcome, BatchProcessor
+from fx_common.processing import BatchOutcome
+from fx_common.runtime import processor_for
 from fx_common.testing import record
 
 TERMS = Terms(default_rate_bps=1000, settlement_hold=timedelta(days=7))
@@ -45,7 +49,7 @@ class Harness:
 
     def __init__(self, engine: Engine, terms: Terms = TERMS) -> None:
         self.engine = engine
-        self.processor = BatchProcessor("commission", engine, make_handlers(terms), on_tick)
+        self.processor = processor_for(replace(SPEC, handlers=make_handlers(terms)), engine)
 
     def send(
         self, ce_type: str, data: dict[str, Any], at: datetime, event_id: str | None = None
@@ -116,6 +120,35 @@ class Harness:
     def audit(self) -> list[store.AuditRecord]:
         with Session(self.engine) as session:
             return list(session.exec(select(store.AuditRecord).order_by(col(store.AuditRecord.id))))
+
+    def snapshot(self) -> dict[str, list[Any]]:
+        """Everything published and stored, to compare two runs."""
+        published = [
+            (e.id, e.type, e.time, e.subject, e.data.model_dump()) for e in self.published()
+        ]
+        with Session(self.engine) as session:
+            stored = {
+                table.__tablename__: [  # type: ignore[attr-defined]
+                    row.model_dump() for row in session.exec(select(table))
+                ]
+                for table in store.TABLES
+            }
+        stored = {name: sorted(rows, key=repr) for name, rows in stored.items()}
+        return {"published": published, **stored}
+
+    def recorded(self, play: Callable[[Harness], None]) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records `play` sends, in order, without processing them."""
+        records: list[ConsumerRecord[bytes, bytes]] = []
+
+        def keep(
+            ce_type: str, data: dict[str, Any], at: datetime, event_id: str | None = None
+        ) -> BatchOutcome:
+            records.append(record(ce_type, data, time=at, event_id=event_id))
+            return BatchOutcome()
+
+        self.send = keep  # type: ignore[method-assign]
+        play(self)
+        return records
 
 
 def _headers(encoded: str) -> list[tuple[str, bytes]]:

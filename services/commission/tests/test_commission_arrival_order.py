@@ -17,6 +17,7 @@ again), and then:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -211,3 +212,24 @@ def test_outcome_does_not_depend_on_arrival_order(
         assert row.amount_fen == expected.amount, row.line_id
         assert row.status in expected.statuses, (row.line_id, row.status)
     assert {row.line_id for row in h.commissions()} == set(s.lines)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(s=scenarios(), cuts=st.sets(st.integers(1, 15)))
+def test_batching_does_not_change_the_outcome(
+    make_harness: Callable[[Terms], Harness], s: Scenario, cuts: set[int]
+) -> None:
+    """Each event of a batch sees what the earlier ones did, as if each were a batch alone."""
+    terms = Terms(default_rate_bps=s.rate_bps, settlement_hold=HOLD)
+    records = make_harness(terms).recorded(lambda h: play(h, s))
+    one_by_one, batched = make_harness(terms), make_harness(terms)
+    for single in records:
+        one_by_one.processor.process([single])
+    bounds = [0, *sorted(cut for cut in cuts if cut < len(records)), len(records)]
+    for start, end in itertools.pairwise(bounds):
+        batched.processor.process(records[start:end])
+    assert batched.snapshot() == one_by_one.snapshot()

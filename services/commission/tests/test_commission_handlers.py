@@ -237,3 +237,40 @@ def test_commission_events_go_to_the_commissions_topic(harness: Harness) -> None
     with Session(harness.engine) as session:
         rows = list(session.exec(select(db.OutboxRecord)))
     assert [(r.topic, r.key) for r in rows] == [(COMMISSIONS, "d-1")]
+
+
+def test_one_batch_does_what_one_batch_per_event_does(
+    make_harness: Callable[[], Harness],
+) -> None:
+    """Completions and refunds before their order, releases, voids, a revocation's clawback
+    and settlements by a tick, for several distributors, all in one batch."""
+
+    def story(h: Harness) -> None:
+        h.qualification("assessment_started", T0 - 5 * DAY, user="d-1")
+        h.qualification("qualified", T0 - DAY, user="d-2")
+        h.complete("o-3", T0 + DAY, distributor="d-2")
+        h.refund("o-3", "r-1", {"l-1": 4000}, T0 + DAY, distributor="d-2")
+        for n in range(1, 7):
+            distributor = f"d-{n % 3 + 1}"
+            h.attribute(f"o-{n}", {"l-1": 10000 * n, "l-2": 999}, T0, distributor=distributor)
+            h.complete(f"o-{n}", T0 + n * DAY, distributor=distributor)
+        h.refund("o-2", "r-2", {"l-2": 999}, T0 + 2 * DAY, distributor="d-3")
+        h.qualification("qualified", T0 + 2 * DAY, user="d-1")
+        h.qualification("assessment_failed", T0 + 2 * DAY, user="d-3")
+        h.tick(T0 + 10 * DAY)
+        h.refund("o-1", "r-3", {"l-1": 5000}, T0 + 11 * DAY, distributor="d-2")
+        h.qualification("revoked", T0 + 12 * DAY, user="d-2")
+        h.attribute("o-1", {"l-1": 1}, T0, distributor="d-1")  # told again: ignored
+        h.tick(T0 + 30 * DAY)
+
+    records = make_harness().recorded(story)
+    one_by_one, batched = make_harness(), make_harness()
+    for single in records:
+        one_by_one.processor.process([single])
+    batched.processor.process(records)
+    snapshot = batched.snapshot()
+    assert snapshot == one_by_one.snapshot()
+    assert {kind for _, kind, *_ in snapshot["published"]} == {
+        f"fx.commission.{kind}"
+        for kind in ("accrued", "adjusted", "released", "voided", "settled", "reversed")
+    }

@@ -569,6 +569,70 @@ def test_histories_and_the_review_queue(service: Service) -> None:
     assert bad.status_code == 422
 
 
+def test_the_withdrawal_page_shows_balance_rules_pending_and_history(service: Service) -> None:
+    service.settle("d-1", 100000, "c-1")
+    clock = service.runtime.clock
+    ids = []
+    for hour, (key, amount) in enumerate([("k-1", 3000), ("k-2", 60000), ("k-3", 2000)], 13):
+        clock.advance_to(T0.replace(hour=hour))  # type: ignore[attr-defined]
+        ids.append(withdraw(service, key, amount).json()["withdrawal_id"])
+    paid, large, open_small = ids
+    service.client.post(
+        f"/v1/withdrawals/{paid}/mark-paid", json={"transfer_ref": "wx-1"}, headers=OPS
+    )
+
+    page = service.client.get("/v1/distributors/d-1/withdrawal-page", headers=auth("d-1"))
+    assert page.status_code == 200
+    body = page.json()
+    assert body["balance"] == {"available_fen": 35000, "on_hold_fen": 62000, "paid_out_fen": 3000}
+    assert (body["can_withdraw"], body["blocked_reason"], body["max_withdrawal_fen"]) == (
+        True,
+        None,
+        35000,
+    )
+    assert body["rules"] == {
+        "min_withdrawal_fen": 1000,
+        "withdrawal_fee_bps": 0,
+        "auto_approve_limit_fen": 50000,
+        "methods": ["wechat_wallet", "alipay", "bank_card"],
+    }
+    assert [(w["withdrawal_id"], w["status"]) for w in body["pending"]] == [
+        (large, "requested"),
+        (open_small, "approved"),
+    ]
+    assert [w["withdrawal_id"] for w in body["history"]] == [open_small, large, paid]
+    latest = service.client.get(
+        "/v1/distributors/d-1/withdrawal-page?history_limit=1", headers=OPS
+    ).json()
+    assert [w["withdrawal_id"] for w in latest["history"]] == [open_small]
+
+
+def test_the_withdrawal_page_says_why_nothing_can_be_withdrawn(service: Service) -> None:
+    service.settle("d-1", 5000, "c-1")
+    withdraw(service, "k-1", 4000)
+    service.reverse("d-1", 3000, "clawback-1")
+    negative = service.client.get("/v1/distributors/d-1/withdrawal-page", headers=auth("d-1"))
+    assert negative.json()["balance"]["available_fen"] == -2000
+    assert (negative.json()["can_withdraw"], negative.json()["blocked_reason"]) == (
+        False,
+        "negative_balance",
+    )
+    assert negative.json()["max_withdrawal_fen"] == 0
+    service.settle("d-2", 999, "c-2")
+    small = service.client.get("/v1/distributors/d-2/withdrawal-page", headers=auth("d-2")).json()
+    assert (small["can_withdraw"], small["blocked_reason"]) == (False, "below_minimum")
+    empty = service.client.get("/v1/distributors/d-3/withdrawal-page", headers=auth("d-3")).json()
+    assert (empty["balance"]["available_fen"], empty["pending"], empty["history"]) == (0, [], [])
+
+
+def test_the_withdrawal_page_is_for_its_distributor_and_ops(service: Service) -> None:
+    url = "/v1/distributors/d-1/withdrawal-page"
+    assert service.client.get(url, headers=auth("d-2")).status_code == 403
+    assert service.client.get(url).status_code == 401
+    assert service.client.get(url, headers=OPS).status_code == 200
+    assert service.client.get(url + "?history_limit=0", headers=OPS).status_code == 422
+
+
 # --- concurrency ---------------------------------------------------------------------------
 
 

@@ -18,10 +18,11 @@ from sqlmodel import Session, col, select
 
 from fx_common import db
 from fx_common.envelope import Event, decode
-from fx_common.processing import BatchOutcome, BatchProcessor
+from fx_common.processing import BatchOutcome
+from fx_common.runtime import processor_for
 from fx_common.testing import record
 from referral_binding import domain, store
-from referral_binding.handlers import handlers_for, on_tick
+from referral_binding.app import ReferralBindingSettings, spec_for
 
 PERIOD = timedelta(days=10)
 
@@ -34,9 +35,8 @@ class Harness:
     def __init__(self, engine: Engine, period: timedelta = PERIOD) -> None:
         self.engine = engine
         self.period = period
-        self.processor = BatchProcessor(
-            "referral-binding", engine, handlers_for(period), on_tick=on_tick
-        )
+        spec = spec_for(ReferralBindingSettings(protection_period=period))
+        self.processor = processor_for(spec, engine)
 
     # --- upstream records ---
 

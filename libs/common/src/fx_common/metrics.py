@@ -31,6 +31,12 @@ OUTBOX_BACKLOG = Gauge("fx_outbox_backlog", "Outbox rows not yet published", ["s
 OUTBOX_PUBLISHED = Counter(
     "fx_outbox_published_total", "Outbox rows published", ["service", "topic"]
 )
+EVENTS_PUBLISHED = Counter(
+    "fx_events_published_total",
+    "Business events published, by type: bindings created, qualifications, commissions by "
+    "state, withdrawals…",
+    ["service", "type"],
+)
 CONSUMER_LAG = Gauge(
     "fx_consumer_lag", "High-water mark minus position", ["service", "topic", "partition"]
 )

@@ -536,6 +536,8 @@ class OutboxRelay:
         await asyncio.to_thread(self._mark, [row.id for row in rows if row.id is not None])
         for row in rows:
             metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
+            if row.ce_type is not None:
+                metrics.EVENTS_PUBLISHED.labels(self.service, row.ce_type).inc()
         return len(rows)
 
     def _load(self) -> list[db.OutboxRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commission import store
 from commission.api import router
-from commission.handlers import make_handlers, on_tick
+from commission.handlers import make_handlers, on_tick, prepare
 from commission.settings import CommissionSettings
 from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
 from fx_common.http import serve
@@ -20,6 +20,7 @@ SPEC = ServiceSpec(
     outputs=(COMMISSIONS,),
     router=router,
     on_tick=on_tick,
+    prepare=prepare,
     settings_cls=CommissionSettings,
 )
 

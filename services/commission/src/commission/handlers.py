@@ -7,7 +7,7 @@ distributor, so whichever arrives last finds the others and the outcome is the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from commission import domain, store
@@ -29,26 +29,46 @@ QUALIFICATION_STATUS: dict[str, domain.QualificationStatus] = {
 }
 
 
+def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
+    """Load, in a few queries, what the batch's handlers will look up (`store.Batch`)."""
+    orders: set[str] = set()
+    distributors: set[str] = set()
+    reassessed: set[str] = set()
+    paid_at: list[datetime] = []
+    for event in events:
+        data = event.data
+        if isinstance(data, att.OrderAttributed):
+            orders.add(data.order_id)
+            distributors.add(data.distributor_id)
+            paid_at.append(data.paid_at)
+        elif isinstance(data, att.AttributedOrderCompleted | att.AttributedOrderRefunded):
+            orders.add(data.order_id)
+        elif event.type in QUALIFICATION_STATUS:
+            user_id: str = data.user_id  # type: ignore[attr-defined]
+            distributors.add(user_id)
+            if QUALIFICATION_STATUS[event.type] in domain.DECISIVE:
+                reassessed.add(user_id)
+    store.batch_of(uow).load(
+        orders=orders, distributors=distributors, reassessed=reassessed, paid_at=paid_at
+    )
+
+
 def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
+    """The handlers under `terms`; they read and change the batch `prepare` loaded."""
+
     def on_attributed(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.OrderAttributed)
-        if store.order(uow.session, data.order_id) is not None:
+        batch = store.batch_of(uow)
+        if data.order_id in batch.attributed:
             return  # attributed once: the first attribution stands
-        uow.session.add(
-            store.OrderRecord(
-                order_id=data.order_id,
-                distributor_id=data.distributor_id,
-                buyer_id=data.buyer_id,
-                basis=data.basis,
-                paid_at=data.paid_at,
-                event_id=event.id,
-            )
+        batch.add_order(
+            data.order_id, data.distributor_id, data.buyer_id, data.basis, data.paid_at, event.id
         )
-        plan = store.plan_at(uow.session, data.paid_at, terms.default_rate_bps)
-        fate = domain.assess(data.paid_at, store.status_history(uow.session, data.distributor_id))
-        completed = store.completion(uow.session, data.order_id)
-        refunds = store.refund_lines(uow.session, data.order_id)
+        plan = batch.plans.at(data.paid_at, terms.default_rate_bps)
+        fate = domain.assess(data.paid_at, batch.history[data.distributor_id])
+        completed_at = batch.completed_at.get(data.order_id)
+        refunds = batch.refund_lines(data.order_id)
         for line in data.lines:
             commission, accrued = domain.Commission.accrue(
                 distributor_id=data.distributor_id,
@@ -62,48 +82,35 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
                 at=event.time,
             )
             changes = [accrued]
-            if completed is not None:
-                changes += commission.complete(completed.completed_at, terms.settlement_hold)
+            if completed_at is not None:
+                changes += commission.complete(completed_at, terms.settlement_hold)
             for refund in refunds:
                 if refund.line_id == line.line_id:
                     changes += commission.refund(
                         refund.refund_id, refund.refund_amount_fen, refund.refunded_at
                     )
             changes += commission.apply_fate(fate)
-            _record(uow, commission, None, changes)
+            _record(uow, commission, changes)
 
     def on_completed(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderCompleted)
-        if store.completion(uow.session, data.order_id) is not None:
+        batch = store.batch_of(uow)
+        if data.order_id in batch.completed_at:
             return  # an order completes once
-        uow.session.add(
-            store.CompletionRecord(
-                order_id=data.order_id,
-                distributor_id=data.distributor_id,
-                completed_at=event.time,
-                event_id=event.id,
-            )
-        )
+        batch.add_completion(data.order_id, data.distributor_id, event.time, event.id)
         _update_order(uow, data.order_id, lambda c: c.complete(event.time, terms.settlement_hold))
 
     def on_refunded(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderRefunded)
-        if store.refund_known(uow.session, data.order_id, data.refund_id):
+        batch = store.batch_of(uow)
+        if batch.refund_known(data.order_id, data.refund_id):
             return  # the same refund told twice
         amounts = {line.line_id: line.refund_amount_fen for line in data.lines}
         for line_id, amount in amounts.items():
-            uow.session.add(
-                store.RefundLineRecord(
-                    order_id=data.order_id,
-                    refund_id=data.refund_id,
-                    line_id=line_id,
-                    refund_amount_fen=amount,
-                    refunded_at=event.time,
-                    event_id=event.id,
-                )
-            )
+            line = store.RefundLine(data.refund_id, line_id, amount, event.time)
+            batch.add_refund_line(data.order_id, line, event.id)
 
         def refund(commission: domain.Commission) -> list[domain.Change]:
             if commission.line_id not in amounts:
@@ -115,15 +122,14 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
     def on_qualification(uow: UnitOfWork, event: Event) -> None:
         user_id: str = event.data.user_id  # type: ignore[attr-defined]
         status = QUALIFICATION_STATUS[event.type]
-        store.add_status_change(uow.session, user_id, status, event.time, event.id)
+        batch = store.batch_of(uow)
+        batch.add_status_change(user_id, status, event.time, event.id)
         if status not in domain.DECISIVE:
             return
-        history = store.status_history(uow.session, user_id)
-        affected = store.commissions_of_distributor(uow.session, user_id, [*domain.OPEN, "settled"])
-        for row in affected:
-            commission = store.to_domain(row)
-            changes = commission.apply_fate(domain.assess(commission.paid_at, history))
-            _record(uow, commission, row, changes)
+        history = batch.history[user_id]
+        for commission in batch.open_or_settled_of(user_id):
+            fate = domain.assess(commission.paid_at, history)
+            _record(uow, commission, commission.apply_fate(fate))
 
     return {
         att.ORDER_ATTRIBUTED: on_attributed,
@@ -135,9 +141,8 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
     """Settle frozen commission whose after-sales hold has ended by `now`."""
-    for row in store.due_for_settlement(uow.session, now):
-        commission = store.to_domain(row)
-        _record(uow, commission, row, commission.settle(now))
+    for commission in store.batch_of(uow).due_for_settlement(now):
+        _record(uow, commission, commission.settle(now))
 
 
 def _update_order(
@@ -145,18 +150,13 @@ def _update_order(
     order_id: str,
     apply: Callable[[domain.Commission], list[domain.Change]],
 ) -> None:
-    for row in store.commissions_of_order(uow.session, order_id):
-        commission = store.to_domain(row)
-        _record(uow, commission, row, apply(commission))
+    for commission in store.batch_of(uow).commissions_of_order(order_id):
+        _record(uow, commission, apply(commission))
 
 
-def _record(
-    uow: UnitOfWork,
-    commission: domain.Commission,
-    row: store.CommissionRecord | None,
-    changes: list[domain.Change],
-) -> None:
-    store.save(uow.session, commission, row)  # also facts that change no amount (refunded_fen)
+def _record(uow: UnitOfWork, commission: domain.Commission, changes: list[domain.Change]) -> None:
+    batch = store.batch_of(uow)
+    batch.save(commission)  # also facts that change no amount (refunded_fen)
     for change in changes:
         published = _event_for(commission, change)
         event_id = None
@@ -166,7 +166,7 @@ def _record(
                 COMMISSIONS, ce_type, model, time=change.at, subject=commission.commission_id
             )
             event_id = event.id
-        store.add_audit(uow.session, commission, change, cause_id=uow.cause_id, event_id=event_id)
+        batch.add_audit(commission, change, event_id)
 
 
 def _event_for(c: domain.Commission, change: domain.Change) -> tuple[str, ContractModel] | None:

@@ -7,15 +7,20 @@ qualification transitions, plan versions and the audit trail are all history.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Column, DateTime, Dialect, Index, TypeDecorator, func
+from sqlalchemy.event import listen
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from commission import domain
+from fx_common.processing import UnitOfWork
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -179,29 +184,61 @@ TABLES: tuple[type[SQLModel], ...] = (
 # ── rate plan ─────────────────────────────────────────────────────────────────────────
 
 
-def plan_at(session: Session, at: datetime, default_rate_bps: int) -> domain.RatePlan:
-    """The plan version in force at `at`; version 0 is the configured default rate alone."""
-    query = (
-        select(PlanVersionRecord)
-        .where(col(PlanVersionRecord.effective_from) <= at)
-        .order_by(
-            col(PlanVersionRecord.effective_from).desc(), col(PlanVersionRecord.version).desc()
+@dataclass(frozen=True)
+class Plans:
+    """Stored plan versions, read for some moments of payment (see `plans_at`)."""
+
+    starts: list[tuple[datetime, int]]
+    """(effective_from, version) of every stored version, in that order."""
+    versions: Mapping[int, domain.RatePlan]
+    """The versions in force at the moments read, with their overrides."""
+
+    def at(self, moment: datetime, default_rate_bps: int) -> domain.RatePlan:
+        """The version in force at `moment`; version 0 is the configured default rate alone."""
+        version = _version_at(self.starts, moment)
+        if version is None:
+            return domain.RatePlan(version=0, default_rate_bps=default_rate_bps)
+        return self.versions[version]
+
+
+def plans_at(connection: sa.Connection, moments: Iterable[datetime]) -> Plans:
+    """Two queries: the versions, then the overrides of those in force at `moments`."""
+    versions = _table(PlanVersionRecord)
+    rows = connection.execute(
+        sa.select(versions.c.effective_from, versions.c.version, versions.c.default_rate_bps)
+    ).all()
+    starts = sorted((effective_from, version) for effective_from, version, _ in rows)
+    in_force = {_version_at(starts, moment) for moment in moments}
+    by_scope: dict[int, dict[str, dict[str, domain.Rate]]] = {
+        version: {"sku": {}, "category": {}} for version in in_force if version is not None
+    }
+    rates = _table(PlanRateRecord)
+    for chunk in _chunks(by_scope):
+        for rate in connection.execute(sa.select(rates).where(rates.c.version.in_(chunk))):
+            by_scope[rate.version][rate.scope][rate.key] = domain.Rate(
+                rate.rate_bps, rate.fen_per_unit
+            )
+    plans = {
+        version: domain.RatePlan(
+            version=version,
+            default_rate_bps=default_rate_bps,
+            by_category=by_scope[version]["category"],
+            by_sku=by_scope[version]["sku"],
         )
-        .limit(1)
-    )
-    version = session.exec(query).first()
-    if version is None:
-        return domain.RatePlan(version=0, default_rate_bps=default_rate_bps)
-    rates = session.exec(select(PlanRateRecord).where(PlanRateRecord.version == version.version))
-    by_scope: dict[str, dict[str, domain.Rate]] = {"sku": {}, "category": {}}
-    for rate in rates:
-        by_scope[rate.scope][rate.key] = domain.Rate(rate.rate_bps, rate.fen_per_unit)
-    return domain.RatePlan(
-        version=version.version,
-        default_rate_bps=version.default_rate_bps,
-        by_category=by_scope["category"],
-        by_sku=by_scope["sku"],
-    )
+        for _, version, default_rate_bps in rows
+        if version in by_scope
+    }
+    return Plans(starts, plans)
+
+
+def _version_at(starts: Sequence[tuple[datetime, int]], moment: datetime) -> int | None:
+    """The latest start at or before `moment` (the highest version among equal starts)."""
+    index = bisect.bisect_right(starts, moment, key=lambda start: start[0])
+    return starts[index - 1][1] if index else None
+
+
+def plan_at(session: Session, at: datetime, default_rate_bps: int) -> domain.RatePlan:
+    return plans_at(session.connection(), [at]).at(at, default_rate_bps)
 
 
 def add_plan_version(session: Session, plan: domain.RatePlan, effective_from: datetime) -> None:
@@ -225,7 +262,7 @@ def add_plan_version(session: Session, plan: domain.RatePlan, effective_from: da
             )
 
 
-# ── orders and what arrived for them ──────────────────────────────────────────────────
+# ── reads of one order ────────────────────────────────────────────────────────────────
 
 
 def order(session: Session, order_id: str) -> OrderRecord | None:
@@ -234,66 +271,6 @@ def order(session: Session, order_id: str) -> OrderRecord | None:
 
 def completion(session: Session, order_id: str) -> CompletionRecord | None:
     return session.get(CompletionRecord, order_id)
-
-
-def refund_known(session: Session, order_id: str, refund_id: str) -> bool:
-    query = select(RefundLineRecord.line_id).where(
-        RefundLineRecord.order_id == order_id, RefundLineRecord.refund_id == refund_id
-    )
-    return session.exec(query.limit(1)).first() is not None
-
-
-def refund_lines(session: Session, order_id: str) -> list[RefundLineRecord]:
-    query = (
-        select(RefundLineRecord)
-        .where(RefundLineRecord.order_id == order_id)
-        .order_by(col(RefundLineRecord.refunded_at), col(RefundLineRecord.refund_id))
-    )
-    return list(session.exec(query))
-
-
-# ── qualification history ─────────────────────────────────────────────────────────────
-
-
-def add_status_change(
-    session: Session, distributor_id: str, status: domain.QualificationStatus, at: datetime,
-    event_id: str,
-) -> None:  # fmt: skip
-    session.add(
-        StatusChangeRecord(
-            distributor_id=distributor_id, status=status, occurred_at=at, event_id=event_id
-        )
-    )
-
-
-def status_history(session: Session, distributor_id: str) -> list[domain.StatusChange]:
-    query = (
-        select(StatusChangeRecord)
-        .where(StatusChangeRecord.distributor_id == distributor_id)
-        .order_by(col(StatusChangeRecord.id))
-    )
-    return [
-        domain.StatusChange(row.status, row.occurred_at, row.id or 0)  # type: ignore[arg-type]
-        for row in session.exec(query)
-    ]
-
-
-# ── commissions ───────────────────────────────────────────────────────────────────────
-
-
-def to_domain(row: CommissionRecord) -> domain.Commission:
-    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(domain.Commission)}
-    return domain.Commission(**values)
-
-
-def save(session: Session, commission: domain.Commission, row: CommissionRecord | None) -> None:
-    values = dataclasses.asdict(commission)
-    if row is None:
-        session.add(CommissionRecord(**values))
-        return
-    for name, value in values.items():
-        setattr(row, name, value)
-    session.add(row)
 
 
 def commissions_of_order(session: Session, order_id: str) -> list[CommissionRecord]:
@@ -305,48 +282,209 @@ def commissions_of_order(session: Session, order_id: str) -> list[CommissionReco
     return list(session.exec(query))
 
 
-def commissions_of_distributor(
-    session: Session, distributor_id: str, statuses: Iterable[domain.Status]
-) -> list[CommissionRecord]:
-    query = (
-        select(CommissionRecord)
-        .where(CommissionRecord.distributor_id == distributor_id)
-        .where(col(CommissionRecord.status).in_(list(statuses)))
-        .order_by(
-            col(CommissionRecord.paid_at),
-            col(CommissionRecord.order_id),
-            col(CommissionRecord.line_id),
+# ── the consume path: what a batch reads and writes, in a few statements ──────────────
+
+_BATCH = "commission"
+_COMMISSION_FIELDS = tuple(f.name for f in dataclasses.fields(domain.Commission))
+_OPEN_OR_SETTLED: frozenset[domain.Status] = domain.OPEN | {"settled"}
+
+
+def batch_of(uow: UnitOfWork) -> Batch:
+    """The unit of work's `Batch` (empty until `Batch.load`: the sweeper's tick loads nothing)."""
+    if _BATCH not in uow.cache:
+        uow.cache[_BATCH] = Batch(uow)
+    batch: Batch = uow.cache[_BATCH]
+    return batch
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    refund_id: str
+    line_id: str
+    refund_amount_fen: int
+    refunded_at: datetime
+
+
+class Batch:
+    """One unit of work's view of the store on the consume path.
+
+    `load` reads, in a few set-based queries, every row the batch's handlers will look up;
+    the handlers then read and change this state, so each event sees the effects of the
+    earlier ones without SQL. History (orders, completions, refund lines, qualification
+    transitions, the audit trail) is staged on the unit of work; commissions, which change,
+    are written once, just before the transaction commits.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.attributed: set[str] = set()
+        self.completed_at: dict[str, datetime] = {}
+        self.refunds: dict[str, list[RefundLine]] = {}
+        self.history: dict[str, list[domain.StatusChange]] = {}
+        self.plans = Plans([], {})
+        self.commissions: dict[str, domain.Commission] = {}
+        self._of_order: dict[str, list[domain.Commission]] = {}
+        self._of_distributor: dict[str, list[domain.Commission]] = {}
+        self._changed = _Changes(CommissionRecord)
+        listen(uow.session, "before_commit", lambda _session: self.write())
+
+    def load(
+        self,
+        *,
+        orders: set[str],
+        distributors: set[str],
+        reassessed: set[str],
+        paid_at: Sequence[datetime],
+    ) -> None:
+        """What arrived for `orders` and their commissions; the qualification history of
+        `distributors`; the open and settled commissions of `reassessed` distributors; the
+        plan versions in force at `paid_at`."""
+        execute = self.uow.session.connection().execute
+        order, completion, refund, change, commission = (
+            _table(m)
+            for m in (
+                OrderRecord, CompletionRecord, RefundLineRecord, StatusChangeRecord,
+                CommissionRecord,
+            )
+        )  # fmt: skip
+        self.refunds.update({order_id: [] for order_id in orders})
+        self.history.update({distributor: [] for distributor in distributors})
+        self._of_order.update({order_id: [] for order_id in orders})
+        self._of_distributor.update({distributor: [] for distributor in reassessed})
+        for chunk in _chunks(orders):
+            query = sa.select(order.c.order_id).where(order.c.order_id.in_(chunk))
+            self.attributed.update(execute(query).scalars())
+            query = sa.select(completion.c.order_id, completion.c.completed_at)
+            rows = execute(query.where(completion.c.order_id.in_(chunk)))
+            self.completed_at.update({order_id: at for order_id, at in rows})
+            query = sa.select(
+                refund.c.order_id, refund.c.refund_id, refund.c.line_id,
+                refund.c.refund_amount_fen, refund.c.refunded_at,
+            ).where(refund.c.order_id.in_(chunk))  # fmt: skip
+            for order_id, *line in execute(query):
+                self.refunds[order_id].append(RefundLine(*line))
+            self._keep(execute(sa.select(commission).where(commission.c.order_id.in_(chunk))))
+        for chunk in _chunks(distributors):
+            query = (
+                sa.select(
+                    change.c.distributor_id, change.c.status, change.c.occurred_at, change.c.id
+                )
+                .where(change.c.distributor_id.in_(chunk))
+                .order_by(change.c.id)
+            )
+            for distributor, status, at, seq in execute(query):
+                self.history[distributor].append(domain.StatusChange(status, at, seq))
+        for chunk in _chunks(reassessed):
+            query = sa.select(commission).where(
+                commission.c.distributor_id.in_(chunk),
+                commission.c.status.in_(sorted(_OPEN_OR_SETTLED)),
+            )
+            self._keep(execute(query))
+        if paid_at:
+            self.plans = plans_at(self.uow.session.connection(), paid_at)
+
+    # --- what arrived for an order
+
+    def add_order(
+        self, order_id: str, distributor_id: str, buyer_id: str, basis: str, paid_at: datetime,
+        event_id: str,
+    ) -> None:  # fmt: skip
+        self.uow.stage(
+            OrderRecord,
+            order_id=order_id,
+            distributor_id=distributor_id,
+            buyer_id=buyer_id,
+            basis=basis,
+            paid_at=paid_at,
+            event_id=event_id,
         )
-    )
-    return list(session.exec(query))
+        self.attributed.add(order_id)
 
-
-def due_for_settlement(session: Session, now: datetime) -> list[CommissionRecord]:
-    query = (
-        select(CommissionRecord)
-        .where(CommissionRecord.status == "frozen")
-        .where(col(CommissionRecord.settle_at) <= now)
-        .order_by(
-            col(CommissionRecord.settle_at),
-            col(CommissionRecord.order_id),
-            col(CommissionRecord.line_id),
+    def add_completion(
+        self, order_id: str, distributor_id: str, completed_at: datetime, event_id: str
+    ) -> None:
+        self.uow.stage(
+            CompletionRecord,
+            order_id=order_id,
+            distributor_id=distributor_id,
+            completed_at=completed_at,
+            event_id=event_id,
         )
-    )
-    return list(session.exec(query))
+        self.completed_at[order_id] = completed_at
 
+    def refund_known(self, order_id: str, refund_id: str) -> bool:
+        return any(line.refund_id == refund_id for line in self.refunds[order_id])
 
-def add_audit(
-    session: Session,
-    commission: domain.Commission,
-    change: domain.Change,
-    *,
-    cause_id: str,
-    event_id: str | None,
-) -> None:
-    session.add(
-        AuditRecord(
+    def refund_lines(self, order_id: str) -> list[RefundLine]:
+        return sorted(self.refunds[order_id], key=lambda line: (line.refunded_at, line.refund_id))
+
+    def add_refund_line(self, order_id: str, line: RefundLine, event_id: str) -> None:
+        self.uow.stage(
+            RefundLineRecord,
+            order_id=order_id,
+            refund_id=line.refund_id,
+            line_id=line.line_id,
+            refund_amount_fen=line.refund_amount_fen,
+            refunded_at=line.refunded_at,
+            event_id=event_id,
+        )
+        self.refunds[order_id].append(line)
+
+    # --- qualification history
+
+    def add_status_change(
+        self, distributor_id: str, status: domain.QualificationStatus, at: datetime,
+        event_id: str,
+    ) -> None:  # fmt: skip
+        self.uow.stage(
+            StatusChangeRecord,
+            distributor_id=distributor_id,
+            status=status,
+            occurred_at=at,
+            event_id=event_id,
+        )
+        # The store numbers it after every earlier row: only the order within one
+        # distributor matters.
+        history = self.history[distributor_id]
+        history.append(domain.StatusChange(status, at, history[-1].seq + 1 if history else 1))
+
+    # --- commissions
+
+    def commissions_of_order(self, order_id: str) -> list[domain.Commission]:
+        return sorted(self._of_order[order_id], key=lambda c: c.line_id)
+
+    def open_or_settled_of(self, distributor_id: str) -> list[domain.Commission]:
+        """Oldest payment first."""
+        return sorted(
+            (c for c in self._of_distributor[distributor_id] if c.status in _OPEN_OR_SETTLED),
+            key=lambda c: (c.paid_at, c.order_id, c.line_id),
+        )
+
+    def due_for_settlement(self, now: datetime) -> list[domain.Commission]:
+        """Read from the store, any distributor's, so the batch's changes are written first."""
+        self.write()
+        commission = _table(CommissionRecord)
+        query = (
+            sa.select(commission)
+            .where(commission.c.status == "frozen", commission.c.settle_at <= now)
+            .order_by(commission.c.settle_at, commission.c.order_id, commission.c.line_id)
+        )
+        return self._keep(self.uow.session.connection().execute(query))
+
+    def save(self, commission: domain.Commission) -> None:
+        """A new commission, or a change to one this batch holds."""
+        created = commission.commission_id not in self.commissions
+        if created:
+            self._index(commission)
+        self._changed.put(commission.commission_id, commission, created=created)
+
+    def add_audit(
+        self, commission: domain.Commission, change: domain.Change, event_id: str | None
+    ) -> None:
+        self.uow.stage(
+            AuditRecord,
             commission_id=commission.commission_id,
-            cause_id=cause_id,
+            cause_id=self.uow.cause_id,
             event_id=event_id,
             kind=change.kind,
             occurred_at=change.at,
@@ -358,7 +496,71 @@ def add_audit(
             reason=change.reason,
             refund_id=change.refund_id,
         )
-    )
+
+    def write(self) -> None:
+        """Write the commissions created or changed since the last write."""
+        self._changed.write(self.uow.session.connection())
+
+    def _keep(self, rows: sa.Result[Any]) -> list[domain.Commission]:
+        """The rows as the batch's commissions: one object per commission, the batch's
+        version when it already holds one."""
+        kept = []
+        for row in rows.mappings():
+            commission = self.commissions.get(row["commission_id"])
+            if commission is None:
+                commission = domain.Commission(**row)
+                self._index(commission)
+            kept.append(commission)
+        return kept
+
+    def _index(self, commission: domain.Commission) -> None:
+        """Only the orders and distributors loaded are indexed: a partial list would lie."""
+        self.commissions[commission.commission_id] = commission
+        if commission.order_id in self._of_order:
+            self._of_order[commission.order_id].append(commission)
+        if commission.distributor_id in self._of_distributor:
+            self._of_distributor[commission.distributor_id].append(commission)
+
+
+class _Changes:
+    """Commissions created or changed by a batch: one executemany per kind."""
+
+    def __init__(self, model: type[SQLModel]) -> None:
+        self.table = _table(model)
+        [self.key] = self.table.primary_key.columns
+        self.created: dict[str, domain.Commission] = {}
+        self.changed: dict[str, domain.Commission] = {}
+
+    def put(self, key: str, commission: domain.Commission, *, created: bool) -> None:
+        if created or key in self.created:
+            self.created[key] = commission
+        else:
+            self.changed[key] = commission
+
+    def write(self, connection: sa.Connection) -> None:
+        if self.created:
+            connection.execute(sa.insert(self.table), [_row(c) for c in self.created.values()])
+        if self.changed:
+            by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
+            rows = [{**_row(c), "key_": key} for key, c in self.changed.items()]
+            connection.execute(by_key, rows)
+        self.created, self.changed = {}, {}
+
+
+def _row(commission: domain.Commission) -> dict[str, Any]:
+    return {name: getattr(commission, name) for name in _COMMISSION_FIELDS}
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def _chunks(keys: Iterable[Any]) -> Iterator[list[Any]]:
+    """`IN (...)` lists of at most 500 (SQLite limits the bound parameters)."""
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        yield ordered[start : start + 500]
 
 
 # ── reads for the API ─────────────────────────────────────────────────────────────────

@@ -100,6 +100,30 @@ class WithdrawalList(BaseModel):
     withdrawals: list[WithdrawalPublic]
 
 
+class WithdrawalRules(BaseModel):
+    min_withdrawal_fen: int
+    withdrawal_fee_bps: int = Field(
+        description="Fee in basis points, floored, taken from the amount."
+    )
+    auto_approve_limit_fen: int = Field(description="Up to this amount no ops review is needed.")
+    methods: list[Method]
+
+
+class WithdrawalPage(BaseModel):
+    """What the withdrawal page shows: balance, rules, requests in progress, recent history."""
+
+    distributor_id: str
+    balance: BalancePublic
+    can_withdraw: bool
+    blocked_reason: str | None = Field(
+        description="Why not, when it cannot: negative_balance (a clawback) or below_minimum."
+    )
+    max_withdrawal_fen: int = Field(description="The most one request may take now.")
+    rules: WithdrawalRules
+    pending: list[WithdrawalPublic] = Field(description="Requested or approved, oldest first.")
+    history: list[WithdrawalPublic] = Field(description="The latest withdrawals, newest first.")
+
+
 # --- queries -------------------------------------------------------------------------------
 
 
@@ -107,12 +131,40 @@ class WithdrawalList(BaseModel):
 def get_balance(distributor_id: str, who: Auth, runtime: Runtime) -> BalancePublic:
     require_reader(who, distributor_id)
     with Session(runtime.engine) as session:
-        totals = domain.balance(store.ledger_totals(session, distributor_id))
-    return BalancePublic(
-        available_fen=totals.available_fen,
-        on_hold_fen=totals.on_hold_fen,
-        paid_out_fen=totals.paid_out_fen,
-    )
+        return _balance(session, distributor_id)
+
+
+@router.get("/distributors/{distributor_id}/withdrawal-page")
+def get_withdrawal_page(
+    distributor_id: str,
+    who: Auth,
+    runtime: Runtime,
+    history_limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> WithdrawalPage:
+    require_reader(who, distributor_id)
+    policy = _settings(runtime).withdrawal_policy()
+    with Session(runtime.engine) as session:
+        balance = _balance(session, distributor_id)
+        pending = store.open_withdrawals(session, distributor_id)
+        history = store.list_withdrawals(
+            session, distributor_id=distributor_id, limit=history_limit
+        )
+        blocker = domain.withdrawal_blocker(balance.available_fen, policy)
+        return WithdrawalPage(
+            distributor_id=distributor_id,
+            balance=balance,
+            can_withdraw=blocker is None,
+            blocked_reason=blocker,
+            max_withdrawal_fen=max(balance.available_fen, 0),
+            rules=WithdrawalRules(
+                min_withdrawal_fen=policy.min_withdrawal_fen,
+                withdrawal_fee_bps=policy.withdrawal_fee_bps,
+                auto_approve_limit_fen=policy.auto_approve_limit_fen,
+                methods=list(domain.METHODS),
+            ),
+            pending=[WithdrawalPublic.of(row) for row in pending],
+            history=[WithdrawalPublic.of(row) for row in history],
+        )
 
 
 @router.get("/distributors/{distributor_id}/withdrawals")
@@ -262,6 +314,15 @@ def _advance(
     except InvalidTransition as exc:
         raise ApiError(409, "invalid_transition", exc.message) from exc
     return outcome
+
+
+def _balance(session: Session, distributor_id: str) -> BalancePublic:
+    totals = domain.balance(store.ledger_totals(session, distributor_id))
+    return BalancePublic(
+        available_fen=totals.available_fen,
+        on_hold_fen=totals.on_hold_fen,
+        paid_out_fen=totals.paid_out_fen,
+    )
 
 
 def _read(runtime: ServiceRuntime, withdrawal_id: str) -> WithdrawalPublic:

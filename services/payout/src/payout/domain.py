@@ -209,6 +209,16 @@ class InvalidTransition(Exception):
         self.message = detail
 
 
+def withdrawal_blocker(available_fen: int, policy: WithdrawalPolicy) -> str | None:
+    """Why no withdrawal can be requested right now, for the withdrawal page: a clawback left
+    the balance negative, or there is less than the minimum. None when one can."""
+    if available_fen < 0:
+        return "negative_balance"
+    if available_fen < policy.min_withdrawal_fen:
+        return "below_minimum"
+    return None
+
+
 def request_withdrawal(
     *,
     withdrawal_id: str,

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, UniqueConstraint, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from fx_common.processing import UnitOfWork
 from payout.domain import EntryKind, LedgerEntry, Status, Withdrawal
+from payout.reconciliation import LedgerLine, WithdrawalFacts
 
 
 class Account(SQLModel, table=True):
@@ -239,6 +241,22 @@ def withdrawal_by_key(session: Session, distributor_id: str, key: str) -> Withdr
     return session.exec(query).first()
 
 
+OPEN_STATUSES = (Status.REQUESTED, Status.APPROVED)
+
+
+def open_withdrawals(session: Session, distributor_id: str) -> Sequence[WithdrawalRow]:
+    """Requested or approved, not yet paid, rejected or failed: oldest first."""
+    query = (
+        select(WithdrawalRow)
+        .where(
+            WithdrawalRow.distributor_id == distributor_id,
+            col(WithdrawalRow.status).in_([s.value for s in OPEN_STATUSES]),
+        )
+        .order_by(col(WithdrawalRow.requested_at), col(WithdrawalRow.withdrawal_id))
+    )
+    return list(session.exec(query))
+
+
 def list_withdrawals(
     session: Session,
     *,
@@ -256,3 +274,41 @@ def list_withdrawals(
         col(WithdrawalRow.requested_at).desc(), col(WithdrawalRow.withdrawal_id)
     ).limit(limit)
     return list(session.exec(query))
+
+
+# --- reconciliation ------------------------------------------------------------------------
+
+
+def ledger_lines(session: Session) -> list[LedgerLine]:
+    """The whole ledger in booking order, as plain rows."""
+    query = sa_select(
+        col(LedgerEntryRow.id),
+        col(LedgerEntryRow.distributor_id),
+        col(LedgerEntryRow.kind),
+        col(LedgerEntryRow.amount_fen),
+        col(LedgerEntryRow.source_event_id),
+        col(LedgerEntryRow.commission_id),
+        col(LedgerEntryRow.withdrawal_id),
+    ).order_by(col(LedgerEntryRow.id))
+    return [
+        LedgerLine(
+            entry_id=row.id,
+            distributor_id=row.distributor_id,
+            kind=row.kind,
+            amount_fen=row.amount_fen,
+            source_event_id=row.source_event_id,
+            commission_id=row.commission_id,
+            withdrawal_id=row.withdrawal_id,
+        )
+        for row in session.connection().execute(query)
+    ]
+
+
+def withdrawal_facts(session: Session) -> list[WithdrawalFacts]:
+    query = select(
+        WithdrawalRow.withdrawal_id,
+        WithdrawalRow.distributor_id,
+        WithdrawalRow.amount_fen,
+        WithdrawalRow.status,
+    ).order_by(col(WithdrawalRow.withdrawal_id))
+    return [WithdrawalFacts(*row) for row in session.exec(query)]

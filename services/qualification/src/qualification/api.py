@@ -97,12 +97,14 @@ def _command(
         seq = store.history_length(session, user_id)
 
     def run(uow: UnitOfWork) -> DistributorView:
-        qualification = store.load(uow.session, user_id) or Qualification(user_id)
+        qualifications = store.qualifications(uow)
+        qualification = qualifications.get(user_id) or Qualification(user_id)
         try:
             events = change(qualification)
         except TransitionRefused as refused:
             raise ApiError(409, refused.code, refused.message) from refused
         record(uow, qualification, events)
+        qualifications.write()  # the view reads the history back
         return _view(uow.session, qualification, settings)
 
     result: DistributorView = runtime.command(f"{kind}:{user_id}:{seq}", run)

@@ -10,7 +10,7 @@ from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
 from fx_common.http import serve
 from fx_common.runtime import ServiceSpec
 from qualification.api import router
-from qualification.handlers import HANDLERS, on_tick
+from qualification.handlers import HANDLERS, on_tick, prepare
 from qualification.settings import QualificationSettings
 from qualification.store import TABLES
 
@@ -24,6 +24,7 @@ SPEC = ServiceSpec(
     outputs=[QUALIFICATION],
     router=router,
     on_tick=on_tick,
+    prepare=prepare,
     settings_cls=QualificationSettings,
 )
 

@@ -8,6 +8,7 @@ the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fx_common.contracts import qualification as published
@@ -64,30 +65,35 @@ def to_contract(event: DomainEvent) -> tuple[str, ContractModel]:
 
 
 def record(uow: UnitOfWork, qualification: Qualification, events: list[DomainEvent]) -> None:
-    """Store the aggregate, append its new events to the history and stage them for publishing."""
-    store.save(uow.session, qualification)
-    if not events:
-        return
-    seq = store.history_length(uow.session, qualification.user_id)
-    for offset, event in enumerate(events):
+    """Keep the aggregate for the write, add its new events to the history and stage them for
+    publishing."""
+    qualifications = store.qualifications(uow)
+    qualifications.save(qualification)
+    for event in events:
         ce_type, data = to_contract(event)
-        store.append_history(
-            uow.session,
-            qualification.user_id,
-            seq + offset,
-            ce_type,
-            event.at,
-            data.model_dump(mode="json"),
+        qualifications.append_history(
+            qualification.user_id, ce_type, event.at, data.model_dump(mode="json")
         )
         uow.publish(QUALIFICATION, ce_type, data, time=event.at, subject=qualification.user_id)
+
+
+def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
+    """Load, set-based, the qualifications the batch's refunds and attributions name (for
+    attributions, only running assessments need their orders)."""
+    qualifications = store.qualifications(uow)
+    data = [event.data for event in events]
+    qualifications.load(d.distributor_id for d in data if isinstance(d, AttributedOrderRefunded))
+    qualifications.load(
+        (d.distributor_id for d in data if isinstance(d, OrderAttributed)), assessing_only=True
+    )
 
 
 def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     assert isinstance(data, OrderAttributed)
-    qualification = store.load(uow.session, data.distributor_id)
+    qualification = store.qualifications(uow).assessing(data.distributor_id)
     if qualification is None:
-        return  # never applied, so never assessing: nothing to count
+        return  # only a running assessment counts orders
     paid_fen = sum(line.paid_amount_fen for line in data.lines)
     events = qualification.order_attributed(
         data.order_id, data.paid_at, paid_fen, data.basis, at=event.time
@@ -101,7 +107,7 @@ def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
 def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     assert isinstance(data, AttributedOrderRefunded)
-    qualification = store.load(uow.session, data.distributor_id)
+    qualification = store.qualifications(uow).get(data.distributor_id)
     if qualification is None:
         return
     amount_fen = sum(line.refund_amount_fen for line in data.lines)
@@ -110,9 +116,16 @@ def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
 
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
-    """Fail every candidate whose window closed before `now`; each fails at its deadline."""
-    for user_id in store.assessments_due(uow.session, now):
-        qualification = store.load(uow.session, user_id)
+    """Fail every candidate whose window closed before `now`; each fails at its deadline.
+
+    The store may still list a candidate this batch qualified or failed already (it is written
+    at commit): its aggregate, as this batch left it, then has nothing left to expire.
+    """
+    qualifications = store.qualifications(uow)
+    due = store.assessments_due(uow.session, now)
+    qualifications.load(due)
+    for user_id in due:
+        qualification = qualifications.get(user_id)
         assert qualification is not None
         record(uow, qualification, qualification.expire(now))
 

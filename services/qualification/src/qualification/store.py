@@ -8,14 +8,29 @@ Store functions never commit: the unit of work owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, func
-from sqlalchemy.engine import Dialect
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Table,
+    Update,
+    bindparam,
+    event,
+    func,
+    insert,
+    update,
+)
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Row as SqlRow
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from fx_common.processing import UnitOfWork
 from qualification.domain import Qualification, QualifyingOrder, Refund, Status
 
 
@@ -87,92 +102,256 @@ class HistoryRow(SQLModel, table=True):
 
 TABLES: tuple[type[SQLModel], ...] = (QualificationRow, QualifyingOrderRow, RefundRow, HistoryRow)
 
+# The hot paths read and write plain rows with Core, never ORM objects (SQLModel's
+# constructor validates, which costs more than the SQL).
+QUALIFICATIONS: Table = QualificationRow.__table__  # type: ignore[attr-defined]
+ORDERS: Table = QualifyingOrderRow.__table__  # type: ignore[attr-defined]
+REFUNDS: Table = RefundRow.__table__  # type: ignore[attr-defined]
+HISTORY: Table = HistoryRow.__table__  # type: ignore[attr-defined]
+AGGREGATE_TABLES = (QUALIFICATIONS, ORDERS, REFUNDS)
+COLUMNS = {table: tuple(table.c.keys()) for table in AGGREGATE_TABLES}
+KEY_AT = {table: [COLUMNS[table].index(c.name) for c in table.primary_key] for table in COLUMNS}
+CHUNK = 500  # ids per `IN (...)`
+
+Values = tuple[Any, ...]  # a row's values, in its table's column order
+Key = tuple[Any, ...]  # a row's primary key
+
+
+class Qualifications:
+    """The qualifications one transaction reads and changes, and what the store holds of them.
+
+    Loaded set-based, changed in memory (so later events of a batch see the effects of earlier
+    ones without SQL), then written back once: only the rows that differ from the stored ones,
+    one executemany per table and kind, plus the new history rows.
+    """
+
+    def __init__(self, session: Session, *, for_update: bool = True) -> None:
+        self.session = session
+        self.for_update = for_update
+        self.found: dict[str, Qualification | None] = {}
+        self.not_assessing: set[str] = set()  # read without their orders
+        self.stored: dict[Table, dict[Key, Values]] = {table: {} for table in AGGREGATE_TABLES}
+        self.changed: dict[str, Qualification] = {}
+        self.history: list[dict[str, Any]] = []
+
+    def load(self, user_ids: Iterable[str], *, assessing_only: bool = False) -> None:
+        """Read, set-based, the qualifications not read yet. With `assessing_only`, users not
+        assessing are only noted (only a running assessment counts orders): `get` reads them
+        if they are needed after all.
+
+        For a change, a user's row stays locked until the transaction ends (where the database
+        supports it), so concurrent commands and batches serialise.
+        """
+        skip = self.not_assessing if assessing_only else set()
+        missing = [u for u in dict.fromkeys(user_ids) if u not in self.found and u not in skip]
+        if assessing_only:
+            statuses = self._statuses(missing)
+            self.not_assessing.update(u for u, s in statuses.items() if s != Status.ASSESSING)
+            self.found.update(dict.fromkeys(u for u in missing if u not in statuses))
+            missing = [u for u, s in statuses.items() if s == Status.ASSESSING]
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start : start + CHUNK]
+            self.found.update(dict.fromkeys(chunk))
+            rows = self._read(QUALIFICATIONS, chunk)  # first: it takes the lock
+            refunds: dict[Key, dict[str, Refund]] = {}
+            for r in self._read(REFUNDS, chunk):
+                refunds.setdefault((r.user_id, r.order_id), {})[r.refund_id] = Refund(
+                    r.refund_id, r.amount_fen, r.refunded_at
+                )
+            orders: dict[str, dict[str, QualifyingOrder]] = {}
+            for r in self._read(ORDERS, chunk):
+                orders.setdefault(r.user_id, {})[r.order_id] = QualifyingOrder(
+                    order_id=r.order_id,
+                    attempt=r.attempt,
+                    paid_at=r.paid_at,
+                    paid_fen=r.paid_fen,
+                    counted_at=r.counted_at,
+                    refunds=refunds.get((r.user_id, r.order_id), {}),
+                    uncounted_at=r.uncounted_at,
+                )
+            for r in rows:
+                self.found[r.user_id] = Qualification(
+                    **(r._asdict() | {"status": Status(r.status)}), orders=orders.get(r.user_id, {})
+                )
+
+    def _statuses(self, user_ids: list[str]) -> dict[str, str]:
+        statuses: dict[str, str] = {}
+        for start in range(0, len(user_ids), CHUNK):
+            query = select(QUALIFICATIONS.c.user_id, QUALIFICATIONS.c.status).where(
+                QUALIFICATIONS.c.user_id.in_(user_ids[start : start + CHUNK])
+            )
+            if self.for_update:
+                query = query.with_for_update()
+            statuses.update(
+                {user_id: status for user_id, status in self.session.connection().execute(query)}
+            )
+        return statuses
+
+    def _read(self, table: Table, user_ids: list[str]) -> list[SqlRow[Any]]:
+        query = table.select().where(table.c.user_id.in_(user_ids))
+        if self.for_update and table is QUALIFICATIONS:
+            query = query.with_for_update()
+        rows = list(self.session.connection().execute(query))
+        stored = self.stored[table]
+        for row in rows:
+            values = tuple(row)
+            stored[_key(table, values)] = values
+        return rows
+
+    def get(self, user_id: str) -> Qualification | None:
+        """The user's qualification as this transaction sees it; None if never applied."""
+        if user_id not in self.found:
+            self.load([user_id])
+        return self.found[user_id]
+
+    def assessing(self, user_id: str) -> Qualification | None:
+        """The user's qualification while its assessment runs; None otherwise."""
+        if user_id not in self.found and user_id not in self.not_assessing:
+            self.load([user_id], assessing_only=True)
+        found = self.found.get(user_id)
+        return found if found is not None and found.status is Status.ASSESSING else None
+
+    def save(self, qualification: Qualification) -> None:
+        """Write the aggregate as it is when `write` runs."""
+        self.get(qualification.user_id)  # what the store holds, to write only the differences
+        self.found[qualification.user_id] = self.changed[qualification.user_id] = qualification
+
+    def append_history(
+        self, user_id: str, ce_type: str, at: datetime, data: dict[str, Any]
+    ) -> None:
+        """An event for the user's history, numbered after the stored ones when `write` runs."""
+        self.history.append({"user_id": user_id, "ce_type": ce_type, "at": at, "data": data})
+
+    def write(self) -> None:
+        connection = self.session.connection()
+        current: dict[Table, dict[Key, Values]] = {table: {} for table in AGGREGATE_TABLES}
+        for qualification in self.changed.values():
+            for table, row in _rows(qualification):
+                values = tuple(row[name] for name in COLUMNS[table])
+                current[table][_key(table, values)] = values
+        self.changed = {}
+        for table, rows in current.items():
+            stored = self.stored[table]
+            new = [_named(table, v) for key, v in rows.items() if key not in stored]
+            updated = [_named(table, v) for key, v in rows.items() if stored.get(key, v) != v]
+            if new:
+                connection.execute(insert(table), new)
+            if updated:
+                connection.execute(_update_by_key(table), [_by_key(table, r) for r in updated])
+            stored.update(rows)
+        if self.history:
+            lengths = _history_lengths(connection, [row["user_id"] for row in self.history])
+            for row in self.history:
+                row["seq"] = lengths.get(row["user_id"], 0)
+                lengths[row["user_id"]] = row["seq"] + 1
+            connection.execute(insert(HISTORY), self.history)
+            self.history = []
+
+
+def qualifications(uow: UnitOfWork) -> Qualifications:
+    """The unit of work's qualifications, written back just before its transaction commits.
+
+    The batch processor has no end-of-batch step, so the session's commit is that point; a
+    command that reads its writes back calls `write` itself first.
+    """
+    found: Qualifications | None = uow.cache.get("qualifications")
+    if found is None:
+        found = uow.cache["qualifications"] = Qualifications(uow.session)
+        event.listen(uow.session, "before_commit", lambda _: found.write(), once=True)
+    return found
+
+
+def _rows(q: Qualification) -> Iterator[tuple[Table, dict[str, Any]]]:
+    yield (
+        QUALIFICATIONS,
+        {
+            "user_id": q.user_id,
+            "status": q.status.value,
+            "attempt": q.attempt,
+            "wechat_id": q.wechat_id,
+            "applied_at": q.applied_at,
+            "confirmed_at": q.confirmed_at,
+            "deadline": q.deadline,
+            "required_orders": q.required_orders,
+            "counts_own_orders": q.counts_own_orders,
+            "qualified_at": q.qualified_at,
+            "failed_at": q.failed_at,
+            "revoked_at": q.revoked_at,
+            "revoke_reason": q.revoke_reason,
+        },
+    )
+    for order in q.orders.values():
+        yield (
+            ORDERS,
+            {
+                "user_id": q.user_id,
+                "order_id": order.order_id,
+                "attempt": order.attempt,
+                "paid_at": order.paid_at,
+                "paid_fen": order.paid_fen,
+                "counted_at": order.counted_at,
+                "uncounted_at": order.uncounted_at,
+            },
+        )
+        for refund in order.refunds.values():
+            yield (
+                REFUNDS,
+                {
+                    "user_id": q.user_id,
+                    "order_id": order.order_id,
+                    "refund_id": refund.refund_id,
+                    "amount_fen": refund.amount_fen,
+                    "refunded_at": refund.refunded_at,
+                },
+            )
+
+
+def _key(table: Table, values: Values) -> Key:
+    return tuple(values[at] for at in KEY_AT[table])
+
+
+def _named(table: Table, values: Values) -> dict[str, Any]:
+    return dict(zip(COLUMNS[table], values, strict=True))
+
+
+def _by_key(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """An UPDATE's parameters: the key columns bind the WHERE clause, the others are SET."""
+    keys = table.primary_key.columns
+    return {f"key_{name}" if name in keys else name: value for name, value in row.items()}
+
+
+def _update_by_key(table: Table) -> Update:
+    return update(table).where(
+        *(
+            column == bindparam(f"key_{column.name}", type_=column.type)
+            for column in table.primary_key
+        )
+    )
+
+
+def _history_lengths(connection: Connection, user_ids: list[str]) -> dict[str, int]:
+    users = list(dict.fromkeys(user_ids))
+    lengths: dict[str, int] = {}
+    for start in range(0, len(users), CHUNK):
+        query = (
+            select(HISTORY.c.user_id, func.count())
+            .where(HISTORY.c.user_id.in_(users[start : start + CHUNK]))
+            .group_by(HISTORY.c.user_id)
+        )
+        lengths.update({user_id: count for user_id, count in connection.execute(query)})
+    return lengths
+
 
 def load(session: Session, user_id: str, *, for_update: bool = True) -> Qualification | None:
-    """The user's qualification; for a change, its row stays locked until the transaction
-    ends (where the database supports it), so concurrent commands and batches serialise."""
-    query = select(QualificationRow).where(QualificationRow.user_id == user_id)
-    row = session.exec(query.with_for_update() if for_update else query).one_or_none()
-    if row is None:
-        return None
-    refunds: dict[str, dict[str, Refund]] = {}
-    for refund in session.exec(select(RefundRow).where(RefundRow.user_id == user_id)):
-        refunds.setdefault(refund.order_id, {})[refund.refund_id] = Refund(
-            refund.refund_id, refund.amount_fen, refund.refunded_at
-        )
-    orders = {
-        order.order_id: QualifyingOrder(
-            order_id=order.order_id,
-            attempt=order.attempt,
-            paid_at=order.paid_at,
-            paid_fen=order.paid_fen,
-            counted_at=order.counted_at,
-            refunds=refunds.get(order.order_id, {}),
-            uncounted_at=order.uncounted_at,
-        )
-        for order in session.exec(
-            select(QualifyingOrderRow).where(QualifyingOrderRow.user_id == user_id)
-        )
-    }
-    return Qualification(
-        user_id=row.user_id,
-        status=Status(row.status),
-        attempt=row.attempt,
-        wechat_id=row.wechat_id,
-        applied_at=row.applied_at,
-        confirmed_at=row.confirmed_at,
-        deadline=row.deadline,
-        required_orders=row.required_orders,
-        counts_own_orders=row.counts_own_orders,
-        qualified_at=row.qualified_at,
-        failed_at=row.failed_at,
-        revoked_at=row.revoked_at,
-        revoke_reason=row.revoke_reason,
-        orders=orders,
-    )
+    """The user's qualification (locked for a change: see `Qualifications.load`)."""
+    return Qualifications(session, for_update=for_update).get(user_id)
 
 
 def save(session: Session, qualification: Qualification) -> None:
-    q = qualification
-    session.merge(
-        QualificationRow(
-            user_id=q.user_id,
-            status=q.status.value,
-            attempt=q.attempt,
-            wechat_id=q.wechat_id,
-            applied_at=q.applied_at,
-            confirmed_at=q.confirmed_at,
-            deadline=q.deadline,
-            required_orders=q.required_orders,
-            counts_own_orders=q.counts_own_orders,
-            qualified_at=q.qualified_at,
-            failed_at=q.failed_at,
-            revoked_at=q.revoked_at,
-            revoke_reason=q.revoke_reason,
-        )
-    )
-    for order in q.orders.values():
-        session.merge(
-            QualifyingOrderRow(
-                user_id=q.user_id,
-                order_id=order.order_id,
-                attempt=order.attempt,
-                paid_at=order.paid_at,
-                paid_fen=order.paid_fen,
-                counted_at=order.counted_at,
-                uncounted_at=order.uncounted_at,
-            )
-        )
-        for refund in order.refunds.values():
-            session.merge(
-                RefundRow(
-                    user_id=q.user_id,
-                    order_id=order.order_id,
-                    refund_id=refund.refund_id,
-                    amount_fen=refund.amount_fen,
-                    refunded_at=refund.refunded_at,
-                )
-            )
+    """Write one aggregate as it is now."""
+    one = Qualifications(session)
+    one.save(qualification)
+    one.write()
 
 
 def assessments_due(session: Session, now: datetime) -> list[str]:
@@ -189,12 +368,6 @@ def assessments_due(session: Session, now: datetime) -> list[str]:
 def history_length(session: Session, user_id: str) -> int:
     query = select(func.count()).select_from(HistoryRow).where(HistoryRow.user_id == user_id)
     return int(session.exec(query).one())
-
-
-def append_history(
-    session: Session, user_id: str, seq: int, ce_type: str, at: datetime, data: dict[str, Any]
-) -> None:
-    session.add(HistoryRow(user_id=user_id, seq=seq, ce_type=ce_type, at=at, data=data))
 
 
 def history(session: Session, user_id: str) -> list[HistoryRow]:

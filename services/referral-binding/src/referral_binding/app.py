@@ -52,6 +52,7 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
         outputs=(BINDINGS, ATTRIBUTIONS),
         router=router,
         on_tick=handlers.on_tick,
+        prepare=handlers.prepare,
         settings_cls=ReferralBindingSettings,
     )
 

@@ -53,10 +53,41 @@ def binding_id_for(cause_event_id: str) -> str:
     return str(uuid.uuid5(_BINDING_IDS, cause_event_id))
 
 
+def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
+    """Load, in a few queries, everything the batch's handlers will look up (`store.Batch`)."""
+    shares: set[str] = set()
+    customers: set[str] = set()
+    distributors: set[str] = set()
+    orders: set[str] = set()
+    sharers: set[str] = set()
+    for event in events:
+        data = event.data
+        if isinstance(data, mall_shares.ShareCreated):
+            shares.add(data.share_id)
+            sharers.add(data.sharer_id)
+        elif isinstance(data, mall_shares.ShareVisited):
+            shares.add(data.share_id)
+            sharers.add(data.sharer_id)
+            customers.add(data.visitor_id)
+        elif isinstance(data, mall_orders.OrderPaid):
+            orders.add(data.order_id)
+            customers.add(data.buyer_id)
+            if data.share_id:
+                shares.add(data.share_id)
+        elif isinstance(data, mall_orders.OrderCompleted | mall_orders.OrderRefunded):
+            orders.add(data.order_id)
+        elif isinstance(data, _ELIGIBILITY_MODELS):
+            distributors.add(data.user_id)
+    store.batch_of(uow).load(
+        shares=shares, customers=customers, distributors=distributors, orders=orders, users=sharers
+    )
+
+
 def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
+    batch = store.batch_of(uow)
     for event in events:
         binding = event.binding
-        store.save_binding(uow.session, binding)
+        batch.save_binding(binding, created=isinstance(event, domain.BindingCreated))
         match event:
             case domain.BindingCreated():
                 created = bindings.BindingCreated(
@@ -69,8 +100,8 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
                 )
                 uow.publish(BINDINGS, bindings.BINDING_CREATED, created, time=binding.bound_at)
             case domain.BindingExtended(order_id=order_id, extended_at=extended_at):
-                store.add_extension(
-                    uow.session, order_id, binding.binding_id, extended_at, binding.protected_until
+                batch.add_extension(
+                    order_id, binding.binding_id, extended_at, binding.protected_until
                 )
                 extended = bindings.BindingExtended(
                     binding_id=binding.binding_id,
@@ -93,8 +124,7 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
 
 def on_share_created(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_shares.ShareCreated)
-    store.record_share(
-        uow.session,
+    store.batch_of(uow).record_share(
         data.share_id,
         data.sharer_id,
         event.time,
@@ -108,34 +138,31 @@ def on_eligibility_changed(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     if not isinstance(data, _ELIGIBILITY_MODELS):
         raise TypeError(f"{event.type} decoded to {type(data).__name__}")
-    user_id, session = data.user_id, uow.session
-    store.add_eligibility(
-        session, event.id, user_id, event.time, _ELIGIBLE_FROM[event.type], event.type
-    )
-    history = store.eligibility(session, user_id)
-    open_bindings = store.open_bindings_of_distributor(session, user_id)
-    _record(uow, domain.distributor_changed(open_bindings, history))
+    user_id, batch = data.user_id, store.batch_of(uow)
+    batch.add_eligibility(event.id, user_id, event.time, _ELIGIBLE_FROM[event.type], event.type)
+    open_bindings = batch.open_bindings_of_distributor(user_id)
+    _record(uow, domain.distributor_changed(open_bindings, batch.eligibility_of(user_id)))
 
 
 def on_order_completed(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderCompleted)
-    order = store.get_order(uow.session, data.order_id)
-    if order is None or order.distributor_id is None:
+    distributor_id = store.batch_of(uow).attributed_to(data.order_id)
+    if distributor_id is None:
         return
     completed = attributions.AttributedOrderCompleted(
-        order_id=data.order_id, distributor_id=order.distributor_id
+        order_id=data.order_id, distributor_id=distributor_id
     )
     uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_COMPLETED, completed, time=event.time)
 
 
 def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderRefunded)
-    order = store.get_order(uow.session, data.order_id)
-    if order is None or order.distributor_id is None:
+    distributor_id = store.batch_of(uow).attributed_to(data.order_id)
+    if distributor_id is None:
         return
     refunded = attributions.AttributedOrderRefunded(
         order_id=data.order_id,
-        distributor_id=order.distributor_id,
+        distributor_id=distributor_id,
         refund_id=data.refund_id,
         lines=data.lines,
     )
@@ -144,7 +171,7 @@ def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
     """Release every binding whose protection ended by `now`, at the moment it ended."""
-    _record(uow, domain.expire_all(store.open_bindings_ended_by(uow.session, now), now))
+    _record(uow, domain.expire_all(store.batch_of(uow).open_bindings_ended_by(now), now))
 
 
 def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
@@ -152,14 +179,9 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
 
     def on_share_visited(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_shares.ShareVisited)
-        session = uow.session
+        batch = store.batch_of(uow)
         # The visit names its sharer, so a share we have not seen created is no error.
-        store.record_share(session, data.share_id, data.sharer_id, event.time, created=False)
-        customer = domain.CustomerBindings(
-            data.visitor_id,
-            store.bindings_of_customer(session, data.visitor_id),
-            store.latest_order_paid_at(session, data.visitor_id),
-        )
+        batch.record_share(data.share_id, data.sharer_id, event.time, created=False)
         result = domain.visit(
             binding_id=binding_id_for(event.id),
             share_id=data.share_id,
@@ -167,14 +189,13 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
             visitor_id=data.visitor_id,
             visited_at=event.time,
             period=protection_period,
-            customer=customer,
-            eligibility_of=lambda user_id: store.eligibility(session, user_id),
+            customer=batch.customer(data.visitor_id),
+            eligibility_of=batch.eligibility_of,
         )
         _record(uow, result.events)
         bound = result.decision.outcome is domain.VisitOutcome.BOUND
         protected_by = result.decision.protected_by
-        store.add_visit(
-            session,
+        batch.add_visit(
             event_id=event.id,
             share_id=data.share_id,
             sharer_id=data.sharer_id,
@@ -187,15 +208,10 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
 
     def on_order_paid(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_orders.OrderPaid)
-        session = uow.session
-        if store.get_order(session, data.order_id) is not None:
+        batch = store.batch_of(uow)
+        if batch.is_paid(data.order_id):
             return
-        customer = domain.CustomerBindings(
-            data.buyer_id,
-            store.bindings_of_customer(session, data.buyer_id),
-            store.latest_order_paid_at(session, data.buyer_id),
-        )
-        sharer_id = store.sharer_of(session, data.share_id) if data.share_id else None
+        sharer_id = batch.sharer_of(data.share_id) if data.share_id else None
         result = domain.order_paid(
             binding_id=binding_id_for(event.id),
             order_id=data.order_id,
@@ -204,13 +220,12 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
             share_id=data.share_id,
             share_sharer_id=sharer_id,
             period=protection_period,
-            customer=customer,
-            eligibility_of=lambda user_id: store.eligibility(session, user_id),
+            customer=batch.customer(data.buyer_id),
+            eligibility_of=batch.eligibility_of,
         )
         _record(uow, result.events)
         attribution = result.attribution
-        store.add_order(
-            session,
+        batch.add_order(
             order_id=data.order_id,
             buyer_id=data.buyer_id,
             paid_at=event.time,

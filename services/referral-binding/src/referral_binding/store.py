@@ -7,16 +7,21 @@ answerable. No function here commits: the unit of work owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import ColumnElement, DateTime, Dialect, Index, and_, func, or_
+from sqlalchemy.event import listen
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from fx_common.processing import UnitOfWork
 from referral_binding.domain import (
     Basis,
     Binding,
+    CustomerBindings,
     Eligibility,
     EligibilityChange,
     ReleaseReason,
@@ -111,18 +116,7 @@ class RbBinding(SQLModel, table=True):
     release_reason: str | None = Field(default=None, max_length=32)
 
     def to_domain(self) -> Binding:
-        reason = ReleaseReason(self.release_reason) if self.release_reason else None
-        return Binding(
-            binding_id=self.binding_id,
-            customer_id=self.customer_id,
-            distributor_id=self.distributor_id,
-            share_id=self.share_id,
-            order_id=self.order_id,
-            bound_at=self.bound_at,
-            protected_until=self.protected_until,
-            released_at=self.released_at,
-            release_reason=reason,
-        )
+        return _binding(self.model_dump())
 
 
 class RbExtension(SQLModel, table=True):
@@ -161,107 +155,12 @@ TABLES: tuple[type[SQLModel], ...] = (
 )
 
 
-# --- shares ---------------------------------------------------------------------------------
-
-
-def record_share(
-    session: Session,
-    share_id: str,
-    sharer_id: str,
-    seen_at: datetime,
-    *,
-    created: bool,
-    product_sku: str | None = None,
-    channel: str | None = None,
-) -> None:
-    """Remember a share; `mall.share.created` is authoritative over what a visit said."""
-    share = session.get(RbShare, share_id)
-    if share is None:
-        share = RbShare(share_id=share_id, sharer_id=sharer_id, first_seen_at=seen_at)
-    if created:
-        share.sharer_id, share.created_at = sharer_id, seen_at
-        share.product_sku, share.channel = product_sku, channel
-    share.first_seen_at = min(share.first_seen_at, seen_at)
-    session.add(share)
-
-
-def sharer_of(session: Session, share_id: str) -> str | None:
-    share = session.get(RbShare, share_id)
-    return share.sharer_id if share is not None else None
-
-
-# --- eligibility ----------------------------------------------------------------------------
-
-
-def add_eligibility(
-    session: Session, event_id: str, user_id: str, since: datetime, eligible: bool, cause: str
-) -> None:
-    session.add(
-        RbEligibility(
-            event_id=event_id, user_id=user_id, since=since, eligible=eligible, cause=cause
-        )
-    )
+# --- reads of the HTTP API -----------------------------------------------------------------
 
 
 def eligibility(session: Session, user_id: str) -> Eligibility:
     rows = session.exec(select(RbEligibility).where(RbEligibility.user_id == user_id))
     return Eligibility(EligibilityChange(r.since, r.eligible) for r in rows)
-
-
-# --- bindings -------------------------------------------------------------------------------
-
-
-def bindings_of_customer(session: Session, customer_id: str) -> list[Binding]:
-    query = (
-        select(RbBinding)
-        .where(RbBinding.customer_id == customer_id)
-        .order_by(col(RbBinding.bound_at), col(RbBinding.binding_id))
-    )
-    return [row.to_domain() for row in session.exec(query)]
-
-
-def open_bindings_of_distributor(session: Session, distributor_id: str) -> list[Binding]:
-    query = (
-        select(RbBinding)
-        .where(RbBinding.distributor_id == distributor_id, col(RbBinding.released_at).is_(None))
-        .order_by(col(RbBinding.bound_at), col(RbBinding.binding_id))
-    )
-    return [row.to_domain() for row in session.exec(query)]
-
-
-def open_bindings_ended_by(session: Session, now: datetime) -> list[Binding]:
-    query = (
-        select(RbBinding)
-        .where(col(RbBinding.released_at).is_(None), RbBinding.protected_until <= now)
-        .order_by(col(RbBinding.protected_until), col(RbBinding.binding_id))
-    )
-    return [row.to_domain() for row in session.exec(query)]
-
-
-def save_binding(session: Session, binding: Binding) -> None:
-    row = session.get(RbBinding, binding.binding_id) or RbBinding(
-        binding_id=binding.binding_id,
-        customer_id=binding.customer_id,
-        distributor_id=binding.distributor_id,
-        share_id=binding.share_id,
-        order_id=binding.order_id,
-        bound_at=binding.bound_at,
-        protected_until=binding.protected_until,
-    )
-    row.protected_until = binding.protected_until
-    row.released_at = binding.released_at
-    row.release_reason = binding.release_reason.value if binding.release_reason else None
-    session.add(row)
-
-
-def add_extension(
-    session: Session, order_id: str, binding_id: str, extended_at: datetime, until: datetime
-) -> None:
-    session.add(
-        RbExtension(
-            order_id=order_id, binding_id=binding_id, extended_at=extended_at, protected_until=until
-        )
-    )
 
 
 def protected_binding(session: Session, customer_id: str, at: datetime) -> RbBinding | None:
@@ -302,35 +201,6 @@ def protected_customers(
     return int(total), list(session.exec(query))
 
 
-# --- visits and orders ----------------------------------------------------------------------
-
-
-def add_visit(
-    session: Session,
-    *,
-    event_id: str,
-    share_id: str,
-    sharer_id: str,
-    visitor_id: str,
-    visited_at: datetime,
-    outcome: VisitOutcome,
-    binding_id: str | None,
-    protected_by: str | None,
-) -> None:
-    session.add(
-        RbVisit(
-            event_id=event_id,
-            share_id=share_id,
-            sharer_id=sharer_id,
-            visitor_id=visitor_id,
-            visited_at=visited_at,
-            outcome=outcome.value,
-            binding_id=binding_id,
-            protected_by=protected_by,
-        )
-    )
-
-
 def visit_stats(session: Session, sharer_id: str) -> tuple[int, int, int]:
     """(visits, unique visitors, contested visits) of the sharer's shares, self-visits aside."""
     others = (RbVisit.sharer_id == sharer_id) & (RbVisit.outcome != VisitOutcome.SELF_VISIT.value)
@@ -352,29 +222,239 @@ def bound_customer_count(session: Session, distributor_id: str, at: datetime) ->
     return int(session.exec(query).one())
 
 
-def get_order(session: Session, order_id: str) -> RbOrder | None:
-    return session.get(RbOrder, order_id)
+# --- the consume path: what a batch reads and writes, in a few statements ------------------
 
 
-def latest_order_paid_at(session: Session, buyer_id: str) -> datetime | None:
-    query = select(func.max(RbOrder.paid_at)).where(RbOrder.buyer_id == buyer_id)
-    latest: datetime | None = session.exec(query).one()
-    return latest
+def _table(model: type[SQLModel]) -> sa.Table:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
-def add_order(
-    session: Session,
-    *,
-    order_id: str,
-    buyer_id: str,
-    paid_at: datetime,
-    share_id: str | None,
-    distributor_id: str | None,
-    basis: Basis | None,
-    binding_id: str | None,
-) -> None:
-    session.add(
-        RbOrder(
+_SHARES = _table(RbShare)
+_BINDINGS = _table(RbBinding)
+_ORDERS = _table(RbOrder)
+_ELIGIBILITY = _table(RbEligibility)
+_BATCH = "referral-binding"
+_Columns = tuple[Any, ...]
+
+
+def batch_of(uow: UnitOfWork) -> Batch:
+    """The unit of work's `Batch` (empty until `Batch.load`: the sweeper's tick loads nothing)."""
+    if _BATCH not in uow.cache:
+        uow.cache[_BATCH] = Batch(uow)
+    batch: Batch = uow.cache[_BATCH]
+    return batch
+
+
+class Batch:
+    """One unit of work's view of the store on the consume path.
+
+    `load` reads, in a few set-based queries, every row the batch's handlers will look up;
+    the handlers then read and change this state, so each event sees the effects of the
+    earlier ones without SQL. Appended rows (visits, eligibility changes, extensions, orders)
+    are staged on the unit of work; shares and bindings, which change, are written once,
+    just before the transaction commits.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.shares: dict[str, dict[str, Any]] = {}
+        self.eligibility: dict[str, Eligibility] = {}
+        self.bindings: dict[str, Binding] = {}
+        self.of_customer: dict[str, set[str]] = {}
+        self.of_distributor: dict[str, set[str]] = {}
+        self.latest_order_paid_at: dict[str, datetime | None] = {}
+        self.order_distributor: dict[str, str | None] = {}
+        self._changed_shares = _Changes(RbShare)
+        self._changed_bindings = _Changes(RbBinding)
+        listen(uow.session, "before_commit", lambda _session: self.write())
+
+    def load(
+        self,
+        *,
+        shares: set[str],
+        customers: set[str],
+        distributors: set[str],
+        orders: set[str],
+        users: set[str],
+    ) -> None:
+        """The shares; the customers' bindings and latest paid order; the distributors' open
+        bindings; the orders; the eligibility of `users`, the customers, the distributors and
+        the sharers and bound distributors of all of these."""
+        self.of_customer.update({customer: set() for customer in customers})
+        self.latest_order_paid_at.update({customer: None for customer in customers})
+        self.of_distributor.update({distributor: set() for distributor in distributors})
+        for row in self._each(sa.select(_SHARES), _SHARES.c.share_id, shares):
+            self.shares[row.share_id] = row._asdict()
+        bindings = sa.select(_BINDINGS)
+        for row in self._each(bindings, _BINDINGS.c.customer_id, customers):
+            self._remember(_binding(row._asdict()))
+        open_bindings = bindings.where(_BINDINGS.c.released_at.is_(None))
+        for row in self._each(open_bindings, _BINDINGS.c.distributor_id, distributors):
+            self._remember(_binding(row._asdict()))
+        latest = sa.select(_ORDERS.c.buyer_id, func.max(_ORDERS.c.paid_at))
+        for buyer_id, paid_at in self._each(
+            latest.group_by(_ORDERS.c.buyer_id), _ORDERS.c.buyer_id, customers
+        ):
+            self.latest_order_paid_at[buyer_id] = paid_at
+        attributed = sa.select(_ORDERS.c.order_id, _ORDERS.c.distributor_id)
+        for order_id, distributor_id in self._each(attributed, _ORDERS.c.order_id, orders):
+            self.order_distributor[order_id] = distributor_id
+        users = users | customers | distributors
+        users |= {share["sharer_id"] for share in self.shares.values()}
+        users |= {binding.distributor_id for binding in self.bindings.values()}
+        changes: dict[str, list[EligibilityChange]] = {user: [] for user in users}
+        history = sa.select(_ELIGIBILITY.c.user_id, _ELIGIBILITY.c.since, _ELIGIBILITY.c.eligible)
+        for user_id, since, eligible in self._each(history, _ELIGIBILITY.c.user_id, users):
+            changes[user_id].append(EligibilityChange(since, eligible))
+        self.eligibility.update({user: Eligibility(c) for user, c in changes.items()})
+
+    def _each(
+        self, query: sa.Select[*_Columns], key: sa.ColumnElement[str], keys: set[str]
+    ) -> Iterator[sa.Row[*_Columns]]:
+        """The rows of `query` whose `key` is one of `keys` (`IN` lists of at most 500)."""
+        execute = self.uow.session.connection().execute
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            yield from execute(query.where(key.in_(ordered[start : start + 500])))
+
+    # --- shares
+
+    def record_share(
+        self,
+        share_id: str,
+        sharer_id: str,
+        seen_at: datetime,
+        *,
+        created: bool,
+        product_sku: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        """Remember a share; `mall.share.created` is authoritative over what a visit said."""
+        known = self.shares.get(share_id)
+        share = dict(known) if known is not None else _new_share(share_id, sharer_id, seen_at)
+        if created:
+            share.update(
+                sharer_id=sharer_id, created_at=seen_at, product_sku=product_sku, channel=channel
+            )
+        share["first_seen_at"] = min(share["first_seen_at"], seen_at)
+        if share != known:
+            self.shares[share_id] = share
+            self._changed_shares.put(share_id, share, created=known is None)
+
+    def sharer_of(self, share_id: str) -> str | None:
+        share = self.shares.get(share_id)
+        return share["sharer_id"] if share is not None else None
+
+    # --- eligibility
+
+    def eligibility_of(self, user_id: str) -> Eligibility:
+        return self.eligibility[user_id]
+
+    def add_eligibility(
+        self, event_id: str, user_id: str, since: datetime, eligible: bool, cause: str
+    ) -> None:
+        self.uow.stage(
+            RbEligibility,
+            event_id=event_id,
+            user_id=user_id,
+            since=since,
+            eligible=eligible,
+            cause=cause,
+        )
+        known = self.eligibility[user_id].changes
+        self.eligibility[user_id] = Eligibility([*known, EligibilityChange(since, eligible)])
+
+    # --- bindings
+
+    def customer(self, customer_id: str) -> CustomerBindings:
+        bindings = [self.bindings[b] for b in self.of_customer[customer_id]]
+        return CustomerBindings(customer_id, bindings, self.latest_order_paid_at[customer_id])
+
+    def open_bindings_of_distributor(self, distributor_id: str) -> list[Binding]:
+        bindings = (self.bindings[b] for b in self.of_distributor[distributor_id])
+        return sorted((b for b in bindings if not b.released), key=_by_bound_at)
+
+    def open_bindings_ended_by(self, now: datetime) -> list[Binding]:
+        """Read from the store, any customer's, so the batch's changes are written first."""
+        self.write()
+        query = (
+            sa.select(_BINDINGS)
+            .where(_BINDINGS.c.released_at.is_(None), _BINDINGS.c.protected_until <= now)
+            .order_by(_BINDINGS.c.protected_until, _BINDINGS.c.binding_id)
+        )
+        rows = self.uow.session.connection().execute(query)
+        return [_binding(row._asdict()) for row in rows]
+
+    def save_binding(self, binding: Binding, *, created: bool) -> None:
+        self._remember(binding)
+        self._changed_bindings.put(binding.binding_id, _binding_row(binding), created=created)
+
+    def add_extension(
+        self, order_id: str, binding_id: str, extended_at: datetime, until: datetime
+    ) -> None:
+        self.uow.stage(
+            RbExtension,
+            order_id=order_id,
+            binding_id=binding_id,
+            extended_at=extended_at,
+            protected_until=until,
+        )
+
+    def _remember(self, binding: Binding) -> None:
+        """Indexed only under the customers and distributors loaded: a partial list would lie."""
+        self.bindings[binding.binding_id] = binding
+        if binding.customer_id in self.of_customer:
+            self.of_customer[binding.customer_id].add(binding.binding_id)
+        if binding.distributor_id in self.of_distributor:
+            self.of_distributor[binding.distributor_id].add(binding.binding_id)
+
+    # --- visits and orders
+
+    def add_visit(
+        self,
+        *,
+        event_id: str,
+        share_id: str,
+        sharer_id: str,
+        visitor_id: str,
+        visited_at: datetime,
+        outcome: VisitOutcome,
+        binding_id: str | None,
+        protected_by: str | None,
+    ) -> None:
+        self.uow.stage(
+            RbVisit,
+            event_id=event_id,
+            share_id=share_id,
+            sharer_id=sharer_id,
+            visitor_id=visitor_id,
+            visited_at=visited_at,
+            outcome=outcome.value,
+            binding_id=binding_id,
+            protected_by=protected_by,
+        )
+
+    def is_paid(self, order_id: str) -> bool:
+        return order_id in self.order_distributor
+
+    def attributed_to(self, order_id: str) -> str | None:
+        """The distributor a paid order is attributed to (None: unknown or unattributed)."""
+        return self.order_distributor.get(order_id)
+
+    def add_order(
+        self,
+        *,
+        order_id: str,
+        buyer_id: str,
+        paid_at: datetime,
+        share_id: str | None,
+        distributor_id: str | None,
+        basis: Basis | None,
+        binding_id: str | None,
+    ) -> None:
+        self.uow.stage(
+            RbOrder,
             order_id=order_id,
             buyer_id=buyer_id,
             paid_at=paid_at,
@@ -383,4 +463,71 @@ def add_order(
             basis=basis.value if basis else None,
             binding_id=binding_id,
         )
-    )
+        self.order_distributor[order_id] = distributor_id
+        latest = self.latest_order_paid_at[buyer_id]
+        self.latest_order_paid_at[buyer_id] = paid_at if latest is None else max(latest, paid_at)
+
+    def write(self) -> None:
+        """Write the shares and bindings created or changed since the last write."""
+        connection = self.uow.session.connection()
+        self._changed_shares.write(connection)
+        self._changed_bindings.write(connection)
+
+
+class _Changes:
+    """Rows of one table created or changed by a batch: one executemany per kind."""
+
+    def __init__(self, model: type[SQLModel]) -> None:
+        self.table = _table(model)
+        [self.key] = self.table.primary_key.columns
+        self.created: dict[str, dict[str, Any]] = {}
+        self.changed: dict[str, dict[str, Any]] = {}
+
+    def put(self, key: str, row: dict[str, Any], *, created: bool) -> None:
+        if created or key in self.created:
+            self.created[key] = row
+        else:
+            self.changed[key] = row
+
+    def write(self, connection: sa.Connection) -> None:
+        if self.created:
+            connection.execute(sa.insert(self.table), list(self.created.values()))
+        if self.changed:
+            by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
+            connection.execute(by_key, [{**row, "key_": k} for k, row in self.changed.items()])
+        self.created, self.changed = {}, {}
+
+
+def _new_share(share_id: str, sharer_id: str, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "share_id": share_id,
+        "sharer_id": sharer_id,
+        "product_sku": None,
+        "channel": None,
+        "created_at": None,
+        "first_seen_at": seen_at,
+    }
+
+
+def _binding(row: Mapping[str, Any]) -> Binding:
+    reason = row["release_reason"]
+    return Binding(**{**row, "release_reason": ReleaseReason(reason) if reason else None})
+
+
+def _binding_row(binding: Binding) -> dict[str, Any]:
+    reason = binding.release_reason
+    return {
+        "binding_id": binding.binding_id,
+        "customer_id": binding.customer_id,
+        "distributor_id": binding.distributor_id,
+        "share_id": binding.share_id,
+        "order_id": binding.order_id,
+        "bound_at": binding.bound_at,
+        "protected_until": binding.protected_until,
+        "released_at": binding.released_at,
+        "release_reason": reason.value if reason is not None else None,
+    }
+
+
+def _by_bound_at(binding: Binding) -> tuple[datetime, str]:
+    return binding.bound_at, binding.binding_id
