@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
+
+# The event being handled (id, Kafka key, W3C trace id): every log line carries it.
+CURRENT_EVENT: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar(
+    "fx_current_event", default=None
+)
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C `traceparent` (version-traceid-parentid-flags)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+class _EventContext(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = CURRENT_EVENT.get()
+        if current is not None:
+            record.event_id, record.event_key, record.trace_id = current
+        return True
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -17,6 +37,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    handler.addFilter(_EventContext())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -37,6 +37,7 @@ from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.registry import key_for
 from fx_common.contracts.topics import consumer_group, dlq_topic, event_source
 from fx_common.envelope import DecodeError, Event, UnknownEventType, decode, encode
+from fx_common.logs import CURRENT_EVENT, trace_id
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +279,8 @@ class BatchProcessor:
                     metrics.DLQ_RECORDS.labels(self.service, rejection.error_type).inc()
                     continue
                 uow.caused_by(event.id, event.traceparent)
+                key = record.key.decode("utf-8", "replace") if record.key else None
+                CURRENT_EVENT.set((event.id, key, trace_id(event.traceparent)))
                 try:
                     handled = self._dispatch(uow, event)
                 except Rejected as exc:
@@ -286,6 +289,7 @@ class BatchProcessor:
                     outcome.applied += 1
                 else:
                     outcome.ignored += 1
+            CURRENT_EVENT.set(None)
             if inbox:
                 session.connection().execute(insert(db.InboxRecord.__table__), inbox)  # type: ignore[attr-defined]
             outcome.published = uow.flush()
