@@ -207,6 +207,14 @@ def test_more_than_available_is_refused_and_all_of_it_is_allowed() -> None:
     assert request(5000, available_fen=5000)[-1].amount_fen == 5000
 
 
+@pytest.mark.parametrize(
+    ("available", "blocker"),
+    [(-1, "negative_balance"), (0, "below_minimum"), (999, "below_minimum"), (1000, None)],
+)
+def test_the_page_says_why_nothing_can_be_withdrawn(available: int, blocker: str | None) -> None:
+    assert domain.withdrawal_blocker(available, POLICY) == blocker
+
+
 @pytest.mark.parametrize("amount", [0, -1])
 def test_amounts_must_be_positive(amount: int) -> None:
     with pytest.raises(WithdrawalRefused) as refused:
