@@ -71,10 +71,15 @@ class Cluster:
         )
 
     def start_all(self) -> None:
-        for service in SERVICES:
-            self.start(service)
-        for service in SERVICES:
-            self.wait_ready(service)
+        """Start the four services and wait until all are ready; on failure stop them all."""
+        try:
+            for service in SERVICES:
+                self.start(service)
+            for service in SERVICES:
+                self.wait_ready(service)
+        except BaseException:
+            self.stop_all()
+            raise
 
     def wait_ready(self, service: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
