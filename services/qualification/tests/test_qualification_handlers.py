@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -20,10 +21,11 @@ from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import QUALIFICATION
 from fx_common.envelope import Event, decode
 from fx_common.processing import BatchProcessor
+from fx_common.runtime import processor_for
 from fx_common.testing import record
 from qualification import store
+from qualification.app import SPEC
 from qualification.domain import Policy, Qualification, Status
-from qualification.handlers import HANDLERS, on_tick
 
 CONFIRMED_AT = datetime(2026, 1, 1, 10, tzinfo=UTC)
 DEADLINE = CONFIRMED_AT + timedelta(days=30)
@@ -49,7 +51,7 @@ def seed(engine: Engine, user_id: str = "u-sharer", status: Status = Status.ASSE
 
 
 def processor(engine: Engine) -> BatchProcessor:
-    return BatchProcessor("qualification", engine, HANDLERS, on_tick, SimulatedClock(CONFIRMED_AT))
+    return processor_for(SPEC, engine, SimulatedClock(CONFIRMED_AT))
 
 
 def attributed(
@@ -229,3 +231,45 @@ def test_replay_into_an_empty_store_publishes_the_same_event_ids(tmp_path: Path)
         processor(engine).process(batch)
         ids.append([(e.id, e.type, e.time) for e in published(engine)])
     assert ids[0] == ids[1] and len(ids[0]) == 4
+
+
+def test_a_batch_issues_the_same_sql_for_few_or_many_candidates(tmp_path: Path) -> None:
+    """Set-based: loads and writes per batch, not per event (attributions, refunds, tick)."""
+
+    def statements_for(candidates: int) -> int:
+        engine = db.make_engine(f"sqlite:///{tmp_path / f'{candidates}.db'}")
+        db.create_schema(engine, store.TABLES)
+        qualifying, late = (
+            [f"q-{k}" for k in range(candidates)],
+            [f"l-{k}" for k in range(candidates)],
+        )
+        for user_id in qualifying + late:
+            seed(engine, user_id)
+        batch = []
+        for user_id in qualifying:
+            orders = [f"{user_id}-o{n}" for n in range(5)]
+            refund: dict[str, Any] = copy.deepcopy(SAMPLES["fx.order.refunded"])
+            refund |= {"order_id": orders[0], "distributor_id": user_id, "refund_id": "r-1"}
+            refund["lines"] = [{"line_id": "l-1", "refund_amount_fen": PAID_FEN}]
+            batch += [
+                attributed(orders[0], user_id=user_id),
+                attributed(orders[1], user_id=user_id),
+            ]
+            batch.append(record("fx.order.refunded", refund, time=IN_WINDOW))
+            batch += [attributed(order_id, user_id=user_id) for order_id in orders[2:]]
+        batch.append(clock(DEADLINE + timedelta(days=1)))
+        count = 0
+
+        def counted(*_: Any) -> None:
+            nonlocal count
+            count += 1
+
+        event.listen(engine, "before_cursor_execute", counted)
+        processor(engine).process(batch)
+        event.remove(engine, "before_cursor_execute", counted)
+        kinds = [e.type.rsplit(".", 1)[1] for e in published(engine)]
+        assert kinds.count("qualified") == kinds.count("assessment_failed") == candidates
+        assert all(loaded(engine, user_id).status is Status.QUALIFIED for user_id in qualifying)
+        return count
+
+    assert statements_for(2) == statements_for(40)

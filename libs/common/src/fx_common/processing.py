@@ -70,7 +70,13 @@ class UnitOfWork:
     cache: dict[str, Any] = field(default_factory=dict)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    _before_flush: list[Callable[[], None]] = field(default_factory=list)
     _published_for_cause: int = 0
+
+    def before_flush(self, write: Callable[[], None]) -> None:
+        """Run `write` once when the unit of work ends, before staged rows and the outbox:
+        for state a batch keeps in memory (`cache`) and writes back in one go."""
+        self._before_flush.append(write)
 
     def stage(self, table: type[SQLModel], **values: Any) -> None:
         """Insert a row at the end of the unit of work, batched with its kind (executemany).
@@ -154,7 +160,10 @@ class UnitOfWork:
         )
 
     def flush(self) -> int:
-        """Write the staged rows, then the outbox; returns the number of outbox rows."""
+        """Write the in-memory state, the staged rows, then the outbox (returns its size)."""
+        writes, self._before_flush = self._before_flush, []
+        for write in writes:
+            write()
         connection = self.session.connection()
         for table, rows in self._staged.items():
             connection.execute(insert(table.__table__), rows)

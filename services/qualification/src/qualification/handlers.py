@@ -4,6 +4,10 @@ Consumes `fx.attributions.v1` (attributed orders count, refunds may un-count) an
 (closing windows). Publishes every domain event on `fx.qualification.v1` and keeps it in the
 user's history. `record` is shared with the HTTP commands so both paths store and publish
 the same way.
+
+A batch reads its qualifications set-based (`prepare`, and the tick for the candidates it
+fails), changes them in memory and writes them back once, as its transaction commits
+(`store.Qualifications`): no SQL per event.
 """
 
 from __future__ import annotations
@@ -98,8 +102,7 @@ def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
     events = qualification.order_attributed(
         data.order_id, data.paid_at, paid_fen, data.basis, at=event.time
     )
-    # An attribution changes the aggregate only when the order counts, which is always an
-    # event; skipping the write keeps the common case (orders of distributors) cheap.
+    # An attribution changes the aggregate only when the order counts, which is always an event.
     if events:
         record(uow, qualification, events)
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
-    event,
     func,
     insert,
     update,
@@ -121,8 +120,8 @@ class Qualifications:
     """The qualifications one transaction reads and changes, and what the store holds of them.
 
     Loaded set-based, changed in memory (so later events of a batch see the effects of earlier
-    ones without SQL), then written back once: only the rows that differ from the stored ones,
-    one executemany per table and kind, plus the new history rows.
+    ones without SQL), then written back once by `write`: only the rows that differ from the
+    stored ones, one executemany per table and kind, plus the new history rows.
     """
 
     def __init__(self, session: Session, *, for_update: bool = True) -> None:
@@ -233,7 +232,9 @@ class Qualifications:
         for table, rows in current.items():
             stored = self.stored[table]
             new = [_named(table, v) for key, v in rows.items() if key not in stored]
-            updated = [_named(table, v) for key, v in rows.items() if stored.get(key, v) != v]
+            updated = [
+                _named(table, v) for key, v in rows.items() if key in stored and stored[key] != v
+            ]
             if new:
                 connection.execute(insert(table), new)
             if updated:
@@ -257,7 +258,7 @@ def qualifications(uow: UnitOfWork) -> Qualifications:
     found: Qualifications | None = uow.cache.get("qualifications")
     if found is None:
         found = uow.cache["qualifications"] = Qualifications(uow.session)
-        event.listen(uow.session, "before_commit", lambda _: found.write(), once=True)
+        uow.before_flush(found.write)
     return found
 
 
