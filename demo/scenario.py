@@ -29,7 +29,10 @@ from fx_common.http import issue_token
 from fx_common.money import format_cny
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-SHARER, CUSTOMER = "u-lin", "c-wang"
+SHARER, CUSTOMER = "u-lin", "c-wang"  # qualifies with three orders; buys three times
+FAILING, OTHER = "u-zhao", "c-li"  # one referred order, then the window closes short
+LAPSING = "c-chen"  # bound to u-lin, never buys: the protection lapses
+WITHDRAWAL = 5000
 OUTPUT_TOPICS = (
     topics.QUALIFICATION, topics.BINDINGS, topics.ATTRIBUTIONS, topics.COMMISSIONS, topics.PAYOUTS,
 )  # fmt: skip
@@ -80,64 +83,81 @@ class Scenario:
             await self.producer.stop()
             await self.http.aclose()
 
+    async def apply_and_confirm(self, user: str) -> None:
+        for url, who in (
+            ("/v1/applications", self.token(user)),
+            (f"/v1/applications/{user}/contact-confirmed", self.token("ops-1", "ops")),
+        ):
+            response = await self.http.post(self.url("qualification", url), headers=who, json={})
+            response.raise_for_status()
+
+    async def pay(self, order_id: str, buyer: str, at: datetime, fen: int = 25800) -> None:
+        self.say(f"🛒 {buyer} pays {order_id} ({format_cny(fen)}) on {at:%m-%d}")
+        lines = [{"line_id": "l-1", "sku": "tea-oolong", "category": "oolong", "quantity": 2,
+                  "paid_amount_fen": fen}]  # fmt: skip
+        data = {"order_id": order_id, "buyer_id": buyer, "currency": "CNY", "lines": lines}
+        await self.publish("mall.order.paid", data, at)
+
+    async def count(self, ce_type: str, expected: int) -> Outcome:
+        return await self.wait_for(
+            lambda o: sum(e.type == ce_type for _, e in o.events) >= expected
+        )
+
     async def _run(self) -> Outcome:
         await self.set_clock(T0)
         await asyncio.sleep(2)  # every replica's clock follower sees the move
-        self.say(f"📝 {SHARER} applies to become a distributor; ops confirms the WeChat contact")
-        response = await self.http.post(
-            self.url("qualification", "/v1/applications"), headers=self.token(SHARER), json={}
-        )
-        response.raise_for_status()
-        response = await self.http.post(
-            self.url("qualification", f"/v1/applications/{SHARER}/contact-confirmed"),
-            headers=self.token("ops-1", "ops"),
-            json={},
-        )
-        response.raise_for_status()
-        await self.wait_for(lambda o: "fx.distributor.assessment_started" in o.types())
+        self.say(f"📝 {SHARER} and {FAILING} apply; ops confirms their WeChat contact")
+        await self.apply_and_confirm(SHARER)
+        await self.apply_and_confirm(FAILING)
+        await self.count("fx.distributor.assessment_started", 2)
 
-        self.say(f"🔗 {SHARER} shares a tea; {CUSTOMER} opens the share")
-        share = {"share_id": "s-1", "sharer_id": SHARER}
-        await self.publish("mall.share.created", share | {"product_sku": "tea-oolong"}, T0)
-        await self.publish(
-            "mall.share.visited", share | {"visitor_id": CUSTOMER}, T0 + timedelta(minutes=10)
-        )
-        await self.wait_for(lambda o: "fx.binding.created" in o.types())
+        self.say(f"🔗 {SHARER} and {FAILING} share teas; {CUSTOMER}, {LAPSING} and {OTHER} visit")
+        for share, sharer in (("s-1", SHARER), ("s-2", FAILING)):
+            data = {"share_id": share, "sharer_id": sharer, "product_sku": "tea-oolong"}
+            await self.publish("mall.share.created", data, T0)
+        for minutes, (share, sharer, visitor) in enumerate(
+            [("s-1", SHARER, CUSTOMER), ("s-1", SHARER, LAPSING), ("s-2", FAILING, OTHER)], 1
+        ):
+            data = {"share_id": share, "sharer_id": sharer, "visitor_id": visitor}
+            await self.publish("mall.share.visited", data, T0 + timedelta(minutes=minutes))
+        await self.count("fx.binding.created", 3)
 
         for n in (1, 2, 3):
-            paid_at = T0 + timedelta(days=n)
-            self.say(f"🛒 {CUSTOMER} pays order o-{n} ({format_cny(25800)}) on {paid_at:%m-%d}")
-            await self.publish(
-                "mall.order.paid",
-                {
-                    "order_id": f"o-{n}",
-                    "buyer_id": CUSTOMER,
-                    "currency": "CNY",
-                    "lines": [
-                        {
-                            "line_id": "l-1",
-                            "sku": "tea-oolong",
-                            "category": "oolong",
-                            "quantity": 2,
-                            "paid_amount_fen": 25800,
-                        }
-                    ],
-                },
-                paid_at,
-            )
+            await self.pay(f"o-{n}", CUSTOMER, T0 + timedelta(days=n))
+        await self.pay("o-4", OTHER, T0 + timedelta(days=2), fen=19800)
         await self.wait_for(lambda o: "fx.distributor.qualified" in o.types())
+        await self.count("fx.commission.accrued", 4)
+
+        self.say(f"📦 {CUSTOMER} confirms receipt of o-1..o-3 on 03-07")
         for n in (1, 2, 3):
-            await self.publish(
-                "mall.order.completed",
-                {"order_id": f"o-{n}", "buyer_id": CUSTOMER},
-                T0 + timedelta(days=5),
-            )
-        await self.wait_for(lambda o: sum(e.type == "fx.order.completed" for _, e in o.events) >= 3)
+            data = {"order_id": f"o-{n}", "buyer_id": CUSTOMER}
+            await self.publish("mall.order.completed", data, T0 + timedelta(days=5))
+        await self.count("fx.order.completed", 3)
         await asyncio.sleep(1)  # the commission service books the completions
         await self.set_clock(T0 + timedelta(days=13))
-        outcome = await self.wait_for(
-            lambda o: sum(e.type == "fx.commission.settled" for _, e in o.events) >= 3
+        await self.count("fx.commission.settled", 3)
+        await self.balance()
+
+        self.say(f"🏧 {SHARER} withdraws {format_cny(WITHDRAWAL)} to Alipay")
+        response = await self.http.post(
+            self.url("payout", "/v1/withdrawals"),
+            headers=self.token(SHARER) | {"Idempotency-Key": "demo-withdrawal-1"},
+            json={"amount_fen": WITHDRAWAL, "method": "alipay", "account": "13800138000"},
         )
+        response.raise_for_status()
+        await self.count("fx.withdrawal.approved", 1)
+
+        self.say(f"↩️  {CUSTOMER} returns o-3 on 03-16, after its commission settled")
+        refund = {"order_id": "o-3", "buyer_id": CUSTOMER, "refund_id": "r-1",
+                  "lines": [{"line_id": "l-1", "refund_amount_fen": 25800}]}  # fmt: skip
+        await self.publish("mall.order.refunded", refund, T0 + timedelta(days=14))
+        await self.count("fx.commission.reversed", 1)
+
+        await self.set_clock(T0 + timedelta(days=31))
+        await self.wait_for(lambda o: "fx.distributor.assessment_failed" in o.types())
+        await self.count("fx.commission.voided", 1)
+        await self.set_clock(T0 + timedelta(days=200))
+        outcome = await self.count("fx.binding.released", 3)
         outcome.balance = await self.balance()
         return outcome
 
@@ -146,7 +166,7 @@ class Scenario:
             response = await self.http.get(
                 self.url("payout", f"/v1/distributors/{SHARER}/balance"), headers=self.token(SHARER)
             )
-            if response.status_code == 200 and response.json().get("available_fen"):
+            if response.status_code == 200 and response.json().get("available_fen") is not None:
                 return dict(response.json())
             await asyncio.sleep(0.2)
         raise TimeoutError(f"no balance for {SHARER}: {response.status_code} {response.text}")
@@ -198,9 +218,45 @@ def print_report(outcome: Outcome) -> None:
     print("\nWhat happened (every event the services published, in event time):")
     for _topic, event in outcome.events:
         print("  " + describe(event))
-    print(f"\n💰 {SHARER}'s balance: available {format_cny(outcome.balance['available_fen'])}, "
-          f"on hold {format_cny(outcome.balance['on_hold_fen'])}, "
-          f"paid out {format_cny(outcome.balance['paid_out_fen'])}")  # fmt: skip
+    print("\n" + "\n".join(report_lines(outcome)))
+
+
+def report_lines(outcome: Outcome) -> list[str]:
+    """What each distributor earned and why, and what became of each binding."""
+    data = [(e.type.removeprefix("fx."), e.time, e.data.model_dump()) for _, e in outcome.events]
+    lines = ["What each distributor earned, and why:"]
+    for user in sorted({d["user_id"] for t, _, d in data if t.startswith("distributor.")}):
+        status = [t.split(".")[1] for t, _, d in data
+                  if t.startswith("distributor.") and d["user_id"] == user][-1]  # fmt: skip
+        lines.append(f"  {user}: {status}")
+        orders: dict[str, list[str]] = {}
+        for ce_type, at, d in data:
+            if ce_type.startswith("commission.") and d["distributor_id"] == user:
+                step = ce_type.split(".")[1]
+                amount = (
+                    f" {format_cny(d['amount_fen'])}" if d.get("amount_fen") is not None else ""
+                )
+                orders.setdefault(d["order_id"], []).append(f"{step}{amount} ({at:%m-%d})")
+        for order_id, steps in sorted(orders.items()):
+            lines.append(f"    {order_id}: " + " → ".join(steps))
+    lines.append("Bindings (protection 180 days, extended by every order):")
+    for ce_type, at, d in data:
+        if ce_type != "binding.created":
+            continue
+        of_binding = [(t, a, e) for t, a, e in data if e.get("binding_id") == d["binding_id"]]
+        extended = sum(t == "binding.extended" for t, _, _ in of_binding)
+        released = [(a, e["reason"]) for t, a, e in of_binding if t == "binding.released"]
+        end = f"released {released[0][0]:%Y-%m-%d} ({released[0][1]})" if released else "active"
+        lines.append(
+            f"  {d['customer_id']} → {d['distributor_id']}: bound {at:%m-%d}, "
+            f"extended {extended}×, {end}"
+        )
+    balance = {k: format_cny(v) for k, v in outcome.balance.items() if k.endswith("_fen")}
+    lines.append(
+        f"{SHARER}'s balance: available {balance['available_fen']}, "
+        f"on hold {balance['on_hold_fen']}, paid out {balance['paid_out_fen']}"
+    )
+    return lines
 
 
 async def main() -> int:

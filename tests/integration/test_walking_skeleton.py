@@ -1,5 +1,7 @@
-"""The four services as real processes on the real broker: a share visit and paid orders
-published to mall.* come out as a binding, attributions, commissions and a ledger credit."""
+"""The four services as real processes on the real broker, through the demo scenario that
+touches every rule: a candidate qualifies and one fails, a binding is extended and one lapses,
+commission settles after the hold, a withdrawal, a refund after settlement is clawed back —
+then a replay from offset 0 rebuilds the same events and ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from commission import app as commission_app
 from demo.cluster import Cluster
-from demo.scenario import SHARER, Scenario
+from demo.scenario import CUSTOMER, FAILING, LAPSING, OTHER, SHARER, WITHDRAWAL, Scenario
 from fx_common.replay import replay_service
 from payout import app as payout_app
 from referral_binding import app as referral_binding_app
@@ -39,25 +41,46 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
     for expected in (
         "fx.distributor.assessment_started",
         "fx.binding.created",
+        "fx.binding.extended",
         "fx.order.attributed",
         "fx.distributor.qualified",
+        "fx.distributor.assessment_failed",
         "fx.commission.accrued",
         "fx.commission.released",
         "fx.commission.settled",
+        "fx.commission.reversed",
+        "fx.commission.voided",
+        "fx.withdrawal.approved",
     ):
         assert expected in types, f"{expected} missing; saw {sorted(types)}"
     attributed = [e for _, e in outcome.events if e.type == "fx.order.attributed"]
-    assert {e.data.distributor_id for e in attributed} == {SHARER}  # type: ignore[attr-defined]
-    assert {e.data.basis for e in attributed} == {"binding"}  # type: ignore[attr-defined]
-
-    settled = sum(
-        e.data.amount_fen  # type: ignore[attr-defined]
+    assert {(e.data.order_id, e.data.distributor_id, e.data.basis) for e in attributed} == {  # type: ignore[attr-defined]
+        ("o-1", SHARER, "binding"), ("o-2", SHARER, "binding"), ("o-3", SHARER, "binding"),
+        ("o-4", FAILING, "binding"),
+    }  # fmt: skip
+    released = {
+        (e.data.customer_id, e.data.reason)  # type: ignore[attr-defined]
         for _, e in outcome.events
-        if e.type == "fx.commission.settled"
-    )
-    assert settled == 3 * 2580  # 10% of 258.00 per order, floored per line
-    assert outcome.balance["available_fen"] == settled
-    assert rows(cluster.database_url("payout"), "SELECT count(*) FROM po_ledger_entry") == [(3,)]
+        if e.type == "fx.binding.released"
+    }
+    assert released == {
+        (CUSTOMER, "expired"),
+        (LAPSING, "expired"),
+        (OTHER, "distributor_ineligible"),
+    }
+
+    def total(ce_type: str) -> int:
+        return sum(e.data.amount_fen for _, e in outcome.events if e.type == ce_type)  # type: ignore[attr-defined]
+
+    assert total("fx.commission.settled") == 3 * 2580  # 10% of 258.00 per order, floored
+    assert total("fx.commission.reversed") == 2580  # o-3 refunded after settlement
+    assert total("fx.commission.voided") == 1980  # u-zhao failed: o-4 earns nothing
+    assert outcome.balance == {
+        "available_fen": 3 * 2580 - WITHDRAWAL - 2580, "on_hold_fen": WITHDRAWAL,
+        "paid_out_fen": 0,
+    } | {k: v for k, v in outcome.balance.items() if not k.endswith("_fen")}  # fmt: skip
+    kinds = rows(cluster.database_url("payout"), "SELECT kind FROM po_ledger_entry ORDER BY id")
+    assert sorted(str(k) for (k,) in kinds) == ["credit", "credit", "credit", "debit", "hold"]
 
     # Replay every consumed topic from offset 0, in event-time order, into empty stores:
     # the same events (ids and bytes) and the same ledger as the live run.
@@ -71,7 +94,10 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
             differs.append(service)
         replayed[service] = rebuilt
     assert not differs, f"replay differs from live for {differs}"
-    ledger = "SELECT distributor_id, kind, amount_fen, source_event_id FROM po_ledger_entry"
+    ledger = (
+        "SELECT distributor_id, kind, amount_fen, source_event_id FROM po_ledger_entry"
+        " WHERE commission_id IS NOT NULL"  # withdrawals come from HTTP, not from a topic
+    )
     ordered = ledger + " ORDER BY source_event_id"
     assert rows(cluster.database_url("payout"), ordered) == rows(replayed["payout"], ordered)
 
@@ -82,7 +108,11 @@ REPLAYABLE = {
     "commission": commission_app.SPEC,
     "payout": payout_app.SPEC,
 }
-OUTBOX = "SELECT ce_id, topic, key, value FROM fx_outbox ORDER BY ce_id"
+# Events caused by consumed records (HTTP commands are not on any topic a replay reads).
+OUTBOX = (
+    "SELECT ce_id, topic, key, value FROM fx_outbox"
+    " WHERE cause_id IN (SELECT ce_id FROM fx_inbox) ORDER BY ce_id"
+)
 
 
 def rows(url: str, sql: str) -> list[tuple[object, ...]]:
