@@ -240,7 +240,7 @@ def test_commission_events_go_to_the_commissions_topic(harness: Harness) -> None
 
 
 def test_one_batch_does_what_one_batch_per_event_does(
-    make_harness: Callable[[], Harness],
+    harness: Harness, make_harness: Callable[[], Harness]
 ) -> None:
     """Completions and refunds before their order, releases, voids, a revocation's clawback
     and settlements by a tick, for several distributors, all in one batch."""
@@ -264,11 +264,11 @@ def test_one_batch_does_what_one_batch_per_event_does(
         h.tick(T0 + 30 * DAY)
 
     records = make_harness().recorded(story)
-    one_by_one, batched = make_harness(), make_harness()
+    one_by_one = make_harness()
     for single in records:
         one_by_one.processor.process([single])
-    batched.processor.process(records)
-    snapshot = batched.snapshot()
+    harness.processor.process(records)
+    snapshot = harness.snapshot()
     assert snapshot == one_by_one.snapshot()
     assert {kind for _, kind, *_ in snapshot["published"]} == {
         f"fx.commission.{kind}"

@@ -312,7 +312,7 @@ class Batch:
     the handlers then read and change this state, so each event sees the effects of the
     earlier ones without SQL. History (orders, completions, refund lines, qualification
     transitions, the audit trail) is staged on the unit of work; commissions, which change,
-    are written once, just before the transaction commits.
+    are written just before the transaction commits (and before a tick reads the store).
     """
 
     def __init__(self, uow: UnitOfWork) -> None:
@@ -473,10 +473,9 @@ class Batch:
 
     def save(self, commission: domain.Commission) -> None:
         """A new commission, or a change to one this batch holds."""
-        created = commission.commission_id not in self.commissions
-        if created:
+        if commission.commission_id not in self.commissions:
             self._index(commission)
-        self._changed.put(commission.commission_id, commission, created=created)
+        self._changed.put(commission)
 
     def add_audit(
         self, commission: domain.Commission, change: domain.Change, event_id: str | None
@@ -505,11 +504,14 @@ class Batch:
         """The rows as the batch's commissions: one object per commission, the batch's
         version when it already holds one."""
         kept = []
-        for row in rows.mappings():
+        columns = list(rows.keys())
+        for values in rows.tuples():
+            row = dict(zip(columns, values, strict=True))
             commission = self.commissions.get(row["commission_id"])
             if commission is None:
                 commission = domain.Commission(**row)
                 self._index(commission)
+                self._changed.stored[commission.commission_id] = row
             kept.append(commission)
         return kept
 
@@ -523,28 +525,40 @@ class Batch:
 
 
 class _Changes:
-    """Commissions created or changed by a batch: one executemany per kind."""
+    """Commissions created or changed by a batch: one INSERT executemany, and one UPDATE
+    executemany per set of columns changed since the row was read or written."""
 
     def __init__(self, model: type[SQLModel]) -> None:
         self.table = _table(model)
         [self.key] = self.table.primary_key.columns
-        self.created: dict[str, domain.Commission] = {}
-        self.changed: dict[str, domain.Commission] = {}
+        self.stored: dict[str, dict[str, Any]] = {}
+        """The rows as the store has them, by key."""
+        self.pending: dict[str, domain.Commission] = {}
 
-    def put(self, key: str, commission: domain.Commission, *, created: bool) -> None:
-        if created or key in self.created:
-            self.created[key] = commission
-        else:
-            self.changed[key] = commission
+    def put(self, commission: domain.Commission) -> None:
+        self.pending[commission.commission_id] = commission
 
     def write(self, connection: sa.Connection) -> None:
-        if self.created:
-            connection.execute(sa.insert(self.table), [_row(c) for c in self.created.values()])
-        if self.changed:
-            by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
-            rows = [{**_row(c), "key_": key} for key, c in self.changed.items()]
+        created: list[dict[str, Any]] = []
+        changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for key, commission in self.pending.items():
+            row = _row(commission)
+            before = self.stored.get(key)
+            if before is None:
+                created.append(row)
+            else:
+                columns = tuple(name for name, value in row.items() if before[name] != value)
+                if columns:
+                    changed.setdefault(columns, []).append(
+                        {**{name: row[name] for name in columns}, "key_": key}
+                    )
+            self.stored[key] = row
+        if created:
+            connection.execute(sa.insert(self.table), created)
+        by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
+        for rows in changed.values():
             connection.execute(by_key, rows)
-        self.created, self.changed = {}, {}
+        self.pending = {}
 
 
 def _row(commission: domain.Commission) -> dict[str, Any]:
