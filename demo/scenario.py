@@ -56,6 +56,7 @@ class Scenario:
             bootstrap_servers=cluster.bootstrap, enable_idempotence=True, acks="all"
         )
         self.http = httpx.AsyncClient(timeout=10)
+        self.traces: dict[str, str] = {}  # "<ce_type>:<order or visitor id>" → trace id
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.cluster.ports[service]}{path}"
@@ -64,7 +65,13 @@ class Scenario:
         return {"Authorization": f"Bearer {issue_token(self.cluster.jwt_secret, sub, role)}"}
 
     async def publish(self, ce_type: str, data: dict[str, Any], at: datetime) -> None:
-        event = make_event(ce_type, data, time=at, source="/mall/demo")
+        """Publish as the mall would, each event with its own W3C trace (`self.traces`)."""
+        trace = uuid.uuid4().hex
+        self.traces[f"{ce_type}:{data.get('order_id') or data.get('visitor_id')}"] = trace
+        event = make_event(
+            ce_type, data, time=at, source="/mall/demo",
+            traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01",
+        )  # fmt: skip
         value, headers = encode(event)
         key = key_for(ce_type, event.data).encode()
         await self.producer.send_and_wait(

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from commission import app as commission_app
 from demo.cluster import Cluster
 from demo.scenario import CUSTOMER, FAILING, LAPSING, OTHER, SHARER, WITHDRAWAL, Scenario
+from fx_common.logs import trace_id
 from fx_common.replay import replay_service
 from payout import app as payout_app
 from referral_binding import app as referral_binding_app
@@ -29,7 +30,8 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
     )  # fmt: skip
     cluster.start_all()
     try:
-        outcome = await Scenario(cluster, say=lambda _: None).run()
+        scenario = Scenario(cluster, say=lambda _: None)
+        outcome = await scenario.run()
     finally:
         codes = cluster.stop_all()
     # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is the normal exit code.
@@ -81,6 +83,18 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
     } | {k: v for k, v in outcome.balance.items() if not k.endswith("_fen")}  # fmt: skip
     kinds = rows(cluster.database_url("payout"), "SELECT kind FROM po_ledger_entry ORDER BY id")
     assert sorted(str(k) for (k,) in kinds) == ["credit", "credit", "credit", "debit", "hold"]
+
+    # The mall's W3C trace id travels with every event caused by its event.
+    for _, event in outcome.events:
+        data = event.data.model_dump()
+        if event.type in ("fx.order.attributed", "fx.commission.accrued"):
+            paid = scenario.traces[f"mall.order.paid:{data['order_id']}"]
+            assert trace_id(event.traceparent) == paid, event
+        if event.type == "fx.binding.created":
+            visit = scenario.traces[f"mall.share.visited:{data['customer_id']}"]
+            assert trace_id(event.traceparent) == visit, event
+    caused = [e for _, e in outcome.events if e.type == "fx.distributor.assessment_progressed"]
+    assert all(trace_id(e.traceparent) for e in caused)  # through the attribution, too
 
     # Replay every consumed topic from offset 0, in event-time order, into empty stores:
     # the same events (ids and bytes) and the same ledger as the live run.
