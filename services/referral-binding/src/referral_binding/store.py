@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, DateTime, Dialect, Index, and_, func, or_
-from sqlalchemy.event import listen
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -253,7 +252,7 @@ class Batch:
     the handlers then read and change this state, so each event sees the effects of the
     earlier ones without SQL. Appended rows (visits, eligibility changes, extensions, orders)
     are staged on the unit of work; shares and bindings, which change, are written once,
-    just before the transaction commits.
+    when the unit of work flushes.
     """
 
     def __init__(self, uow: UnitOfWork) -> None:
@@ -267,7 +266,7 @@ class Batch:
         self.order_distributor: dict[str, str | None] = {}
         self._changed_shares = _Changes(RbShare)
         self._changed_bindings = _Changes(RbBinding)
-        listen(uow.session, "before_commit", lambda _session: self.write())
+        uow.before_flush(self.write)
 
     def load(
         self,
