@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +25,7 @@ from qualification.settings import QualificationSettings
 
 START = datetime(2026, 1, 1, 8, tzinfo=UTC)
 SECRET = "qualification-test-secret-of-32-bytes"
+WEBHOOK_SECRET = "wecom-shared-secret-for-tests"
 
 
 @pytest.fixture
@@ -32,6 +36,7 @@ def runtime(tmp_path: Path) -> Iterator[ServiceRuntime]:
         clock_start=START,
         jwt_secret=SECRET,
         reapply_cooldown=timedelta(days=7),
+        wecom_webhook_secret=WEBHOOK_SECRET,
     )
 
     runtime = ServiceRuntime(SPEC, settings)
@@ -85,12 +90,12 @@ def assert_error(response: Any, status: int, code: str) -> None:
     assert error["message"]
 
 
-def qualify(runtime: ServiceRuntime, user_id: str) -> None:
-    """Three qualifying orders through the domain, as the attribution handler would."""
+def qualify(runtime: ServiceRuntime, user_id: str, orders: int = 3) -> None:
+    """Qualifying orders through the domain, as the attribution handler would count them."""
     with Session(runtime.engine) as session, session.begin():
         q = store.load(session, user_id)
         assert q is not None and q.confirmed_at is not None
-        for n in range(3):
+        for n in range(orders):
             paid_at = q.confirmed_at + timedelta(hours=n + 1)
             q.order_attributed(f"o-{n}", paid_at, 100, "binding", at=paid_at)
         store.save(session, q)
@@ -105,6 +110,8 @@ def test_the_way_to_distributor_and_out(client: TestClient, runtime: ServiceRunt
         "qualifying_orders": 0,
         "required_orders": 3,
         "deadline": None,
+        "days_left": None,
+        "progress": "0 of 3; the assessment starts once customer service confirms the contact",
         "discount_bps": 0,
         "wechat_id": "wx-u1",
         "history": [],
@@ -224,15 +231,6 @@ def test_wrong_roles_are_refused_and_nothing_is_written(
 def test_commands_that_do_not_fit_the_state_answer_409_and_write_nothing(
     client: TestClient, runtime: ServiceRuntime
 ) -> None:
-    assert_error(
-        client.post("/v1/applications/u1/contact-confirmed", headers=OPS), 409, "no_application"
-    )
-    assert_error(
-        client.post("/v1/distributors/u1/revoke", json={"reason": "x"}, headers=OPS),
-        409,
-        "not_qualified",
-    )
-    assert written(runtime) == (0, 0, 0)
     client.post("/v1/applications", headers=auth("u1"))
     client.post("/v1/applications/u1/contact-confirmed", headers=OPS)
     before = written(runtime)
@@ -250,6 +248,8 @@ def test_the_openapi_document_lists_the_endpoints(client: TestClient) -> None:
         "/v1/applications/{user_id}/contact-confirmed",
         "/v1/distributors/{user_id}/revoke",
         "/v1/distributors/{user_id}",
+        "/v1/webhooks/wecom/contact-added",
+        "/v1/candidates",
     } <= set(paths)
 
 
@@ -260,9 +260,18 @@ def test_a_token_whose_sub_is_no_user_id_cannot_apply(
     assert written(runtime) == (0, 0, 0)
 
 
-def test_unknown_users_are_404(client: TestClient) -> None:
-    assert_error(client.get("/v1/distributors/nobody", headers=OPS), 404, "unknown_user")
-    assert_error(client.get("/v1/distributors/me", headers=auth("me")), 404, "unknown_user")
+def test_unknown_users_are_404_and_nothing_is_written(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    for response in (
+        client.get("/v1/distributors/nobody", headers=OPS),
+        client.get("/v1/distributors/me", headers=auth("me")),
+        client.post("/v1/applications/nobody/contact-confirmed", headers=OPS),
+        client.post("/v1/distributors/nobody/revoke", json={"reason": "x"}, headers=OPS),
+    ):
+        assert_error(response, 404, "unknown_user")
+        assert "never applied" in response.json()["error"]["message"]
+    assert written(runtime) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -325,3 +334,277 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.policy().counts_own_orders is True
     assert settings.policy().reapply_cooldown == timedelta(0)
     assert settings.distributor_discount_bps == 500
+
+
+# --- the assessment pop-up -------------------------------------------------------------------
+
+
+def test_the_pop_up_shows_the_count_and_the_days_left(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    client.post("/v1/applications/u1/contact-confirmed", headers=OPS)
+    qualify(runtime, "u1", orders=2)
+
+    def pop_up() -> tuple[Any, ...]:
+        view = client.get("/v1/distributors/u1", headers=auth("u1")).json()
+        keys = ("qualifying_orders", "required_orders", "days_left", "progress")
+        return tuple(view[key] for key in keys)
+
+    assert pop_up() == (2, 3, 30, "2 of 3, 30 days left")
+    advance(runtime, timedelta(days=19, hours=1))
+    assert pop_up() == (2, 3, 11, "2 of 3, 11 days left")  # 10 days 23 hours, rounded up
+    advance(runtime, timedelta(days=10))
+    assert pop_up() == (2, 3, 1, "2 of 3, 1 day left")
+    now = advance(runtime, timedelta(hours=23, seconds=1))
+    assert pop_up() == (2, 3, 0, "2 of 3, 0 days left")  # past the deadline, not yet swept
+    runtime.tick(now)
+    assert pop_up() == (2, 3, None, "2 of 3, the assessment window closed")
+
+
+def test_the_pop_up_after_qualifying_and_revocation(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    client.post("/v1/applications/u1/contact-confirmed", headers=OPS)
+    qualify(runtime, "u1")
+    view = client.get("/v1/distributors/u1", headers=auth("u1")).json()
+    assert (view["days_left"], view["progress"]) == (None, "3 of 3, qualified")
+    client.post("/v1/distributors/u1/revoke", json={"reason": "fake orders"}, headers=OPS)
+    view = client.get("/v1/distributors/u1", headers=auth("u1")).json()
+    assert view["progress"] == "revoked: fake orders"
+
+
+# --- the ops list of candidates --------------------------------------------------------------
+
+
+def candidates(client: TestClient, query: str = "") -> Any:
+    response = client.get(f"/v1/candidates{query}", headers=OPS)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_ops_list_candidates_by_state_and_deadline(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    for user in ("early", "late", "waiting", "done"):
+        client.post("/v1/applications", json={"wechat_id": f"wx-{user}"}, headers=auth(user))
+    for user in ("done", "early"):
+        client.post(f"/v1/applications/{user}/contact-confirmed", headers=OPS)
+    qualify(runtime, "done")
+    advance(runtime, timedelta(days=3))
+    client.post("/v1/applications/late/contact-confirmed", headers=OPS)
+    qualify(runtime, "late", orders=1)
+    early_deadline = START + timedelta(days=30)
+
+    assessing = candidates(client, "?status=assessing")
+    assert (assessing["total"], assessing["page"], assessing["page_size"]) == (2, 1, 50)
+    assert [
+        (c["user_id"], c["qualifying_orders"], c["required_orders"], c["days_left"])
+        for c in assessing["items"]
+    ] == [("early", 0, 3, 27), ("late", 1, 3, 30)]
+    first = assessing["items"][0]
+    assert first["deadline"] == early_deadline.isoformat().replace("+00:00", "Z")
+    assert (first["status"], first["wechat_id"]) == ("assessing", "wx-early")
+    assert first["confirmed_at"] == START.isoformat().replace("+00:00", "Z")
+
+    everyone = candidates(client)
+    assert [c["user_id"] for c in everyone["items"]] == ["done", "early", "late", "waiting"]
+    assert [c["status"] for c in everyone["items"]] == [
+        "qualified",
+        "assessing",
+        "assessing",
+        "applied",
+    ]
+    due = (early_deadline + timedelta(seconds=1)).isoformat()
+    due_soon = candidates(client, f"?status=assessing&deadline_before={due.replace('+', '%2B')}")
+    assert [c["user_id"] for c in due_soon["items"]] == ["early"]
+    assert [c["user_id"] for c in candidates(client, "?status=applied")["items"]] == ["waiting"]
+    assert candidates(client, "?status=failed") == {
+        "items": [],
+        "page": 1,
+        "page_size": 50,
+        "total": 0,
+    }
+
+    second = candidates(client, "?page=2&page_size=1")
+    assert ([c["user_id"] for c in second["items"]], second["total"]) == (["early"], 4)
+    assert candidates(client, "?page=9&page_size=1")["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?status=none",
+        "?status=candidate",
+        "?deadline_before=2026-02-01T00:00:00",  # no offset: ambiguous
+        "?deadline_before=soon",
+        "?page=0",
+        "?page_size=0",
+        "?page_size=201",
+        "?page=two",
+    ],
+)
+def test_bad_candidate_queries_are_422(client: TestClient, query: str) -> None:
+    assert_error(client.get(f"/v1/candidates{query}", headers=OPS), 422, "invalid_request")
+
+
+def test_only_ops_list_candidates(client: TestClient) -> None:
+    response = client.get("/v1/candidates", headers=auth("u1"))
+    assert_error(response, 403, "forbidden")
+    assert_error(client.get("/v1/candidates"), 401, "unauthenticated")
+
+
+# --- the WeCom-style contact webhook ---------------------------------------------------------
+
+WEBHOOK = "/v1/webhooks/wecom/contact-added"
+
+
+def signed(
+    body: dict[str, Any] | bytes,
+    *,
+    timestamp: int | None = None,
+    nonce: str = "n-1",
+    secret: str = WEBHOOK_SECRET,
+) -> tuple[bytes, dict[str, str]]:
+    """A callback as the customer-service system sends it: the body and its signature."""
+    if isinstance(body, bytes):
+        raw = body
+    else:
+        body = {"timestamp": timestamp, "nonce": nonce} | body
+        raw = json.dumps(body).encode()
+        timestamp, nonce = body["timestamp"], body["nonce"]
+    message = f"{timestamp}.{nonce}.".encode() + raw
+    signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return raw, {"content-type": "application/json", "X-Fx-Signature": f"sha256={signature}"}
+
+
+def now_s(runtime: ServiceRuntime) -> int:
+    return int(runtime.clock.now().timestamp())
+
+
+def test_the_webhook_confirms_the_contact_like_ops_do(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    confirmed_at = advance(runtime, timedelta(hours=1))
+    body = {"user_id": "u1", "external_contact_id": "wmXyz123", "unknown_field": 1}
+    raw, headers = signed(body, timestamp=now_s(runtime))
+    response = client.post(WEBHOOK, content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "assessing"
+    deadline = confirmed_at + timedelta(days=30)
+    assert response.json()["deadline"] == deadline.isoformat().replace("+00:00", "Z")
+
+    before = written(runtime)
+    raw, headers = signed({"user_id": "u1"}, timestamp=now_s(runtime), nonce="n-2")
+    again = client.post(WEBHOOK, content=raw, headers=headers)
+    assert (again.status_code, again.json()["status"]) == (200, "assessing")
+    ops_again = client.post("/v1/applications/u1/contact-confirmed", headers=OPS)
+    assert (ops_again.status_code, ops_again.json()["deadline"]) == (200, again.json()["deadline"])
+    assert written(runtime) == before
+    assert published_types(runtime) == [
+        "fx.distributor.applied",
+        "fx.distributor.assessment_started",
+    ]
+
+
+def test_a_signature_exactly_five_minutes_old_is_accepted(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    raw, headers = signed({"user_id": "u1"}, timestamp=now_s(runtime) - 300)
+    assert client.post(WEBHOOK, content=raw, headers=headers).status_code == 200
+
+
+def bad_signatures(runtime: ServiceRuntime) -> list[tuple[bytes, dict[str, str], str]]:
+    now = now_s(runtime)
+    raw, good = signed({"user_id": "u1"}, timestamp=now)
+    tampered = raw.replace(b'"u1"', b'"u2"')
+    return [
+        (raw, {"content-type": "application/json"}, "invalid_signature"),
+        (raw, signed({"user_id": "u1"}, timestamp=now, secret="guessed")[1], "invalid_signature"),
+        (raw, good | {"X-Fx-Signature": good["X-Fx-Signature"][7:]}, "invalid_signature"),
+        (raw, good | {"X-Fx-Signature": "sha1=" + good["X-Fx-Signature"][7:]}, "invalid_signature"),
+        (raw, good | {"X-Fx-Signature": "sha256=zz"}, "invalid_signature"),
+        (tampered, good, "invalid_signature"),
+        # signed over another nonce than the body's
+        (raw, signed(raw, timestamp=now, nonce="n-2")[1], "invalid_signature"),
+        (*signed({"user_id": "u1"}, timestamp=now - 301), "stale_timestamp"),
+        (*signed({"user_id": "u1"}, timestamp=now + 301), "stale_timestamp"),
+    ]
+
+
+def test_bad_signatures_are_401_and_write_nothing(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    client.post("/v1/applications", headers=auth("u2"))
+    before = written(runtime)
+    for raw, headers, code in bad_signatures(runtime):
+        response = client.post(WEBHOOK, content=raw, headers=headers)
+        assert_error(response, 401, code)
+    assert written(runtime) == before
+    for user in ("u1", "u2"):
+        assert client.get(f"/v1/distributors/{user}", headers=OPS).json()["status"] == "applied"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"user_id": "u1", "nonce": "n-1"}',
+        b'{"user_id": "u1", "timestamp": 1767254400}',
+        b'{"user_id": "", "timestamp": 1767254400, "nonce": "n-1"}',
+        b'{"user_id": "u1", "timestamp": "1767254400", "nonce": "n-1"}',
+        b'{"user_id": "u1", "timestamp": 1767254400.5, "nonce": "n-1"}',
+        b'{"user_id": "u1", "timestamp": -1, "nonce": "n-1"}',
+        b'{"user_id": "u1", "timestamp": 1767254400, "nonce": ""}',
+        b'{"user_id": "u1", "timestamp": 1767254400, "nonce": "n-1", "external_contact_id": 7}',
+    ],
+)
+def test_malformed_callbacks_are_422_and_write_nothing(
+    client: TestClient, runtime: ServiceRuntime, body: bytes
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    before = written(runtime)
+    _, headers = signed(body, timestamp=now_s(runtime))
+    assert_error(client.post(WEBHOOK, content=body, headers=headers), 422, "invalid_request")
+    assert written(runtime) == before
+
+
+def test_the_webhook_refuses_unknown_users_and_states_that_do_not_fit(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    raw, headers = signed({"user_id": "nobody"}, timestamp=now_s(runtime))
+    assert_error(client.post(WEBHOOK, content=raw, headers=headers), 404, "unknown_user")
+    assert written(runtime) == (0, 0, 0)
+
+    client.post("/v1/applications", headers=auth("u1"))
+    client.post("/v1/applications/u1/contact-confirmed", headers=OPS)
+    runtime.tick(advance(runtime, timedelta(days=31)))
+    before = written(runtime)
+    raw, headers = signed({"user_id": "u1"}, timestamp=now_s(runtime))
+    assert_error(client.post(WEBHOOK, content=raw, headers=headers), 409, "no_application")
+    assert written(runtime) == before
+
+
+def test_without_a_shared_secret_the_webhook_is_off(tmp_path: Path) -> None:
+    settings = QualificationSettings(
+        database_url=f"sqlite:///{tmp_path / 'unsigned.db'}",
+        clock="simulated",
+        clock_start=START,
+        jwt_secret=SECRET,
+    )
+    runtime = ServiceRuntime(SPEC, settings)
+    db.create_schema(runtime.engine, SPEC.tables)
+    try:
+        client = TestClient(create_app(SPEC, runtime))
+        client.post("/v1/applications", headers=auth("u1"))
+        raw, headers = signed({"user_id": "u1"}, timestamp=now_s(runtime), secret="")
+        response = client.post(WEBHOOK, content=raw, headers=headers)
+        assert_error(response, 503, "webhook_not_configured")
+        assert client.get("/v1/distributors/u1", headers=OPS).json()["status"] == "applied"
+    finally:
+        runtime.engine.dispose()

@@ -315,3 +315,24 @@ def test_applying_again_while_pending_keeps_the_first_application() -> None:
     q.apply(APPLIED_AT, POLICY, wechat_id="wx-1")
     assert q.apply(APPLIED_AT + timedelta(hours=1), POLICY, wechat_id="wx-2") == []
     assert (q.applied_at, q.wechat_id, q.attempt) == (APPLIED_AT, "wx-1", 1)
+
+
+@pytest.mark.parametrize(
+    ("now", "days_left"),
+    [
+        (CONFIRMED_AT, 30),
+        (DEADLINE - timedelta(days=11), 11),
+        (DEADLINE - timedelta(days=10, microseconds=1), 11),
+        (DEADLINE - timedelta(days=1), 1),
+        (DEADLINE - timedelta(microseconds=1), 1),
+        (DEADLINE, 0),
+        (DEADLINE + timedelta(days=3), 0),  # the sweeper has not run yet
+    ],
+)
+def test_days_left_round_up_and_stop_at_zero(now: datetime, days_left: int) -> None:
+    assert in_state(Status.ASSESSING).days_left(now) == days_left
+
+
+@pytest.mark.parametrize("status", [s for s in Status if s is not Status.ASSESSING])
+def test_days_left_only_while_assessing(status: Status) -> None:
+    assert in_state(status).days_left(CONFIRMED_AT) is None

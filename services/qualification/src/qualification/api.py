@@ -1,19 +1,37 @@
-"""HTTP API: apply, confirm the contact, revoke, and read a user's qualification.
+"""HTTP API: apply, confirm the contact, revoke, read a user's qualification, list candidates.
 
 Commands take their time from the runtime's clock and run in one transaction with the
 outbox. They are idempotent: repeating one that already took effect answers 200 with the
-current state and publishes nothing; one that does not fit the state answers 409 and writes
-nothing. Endpoints are plain `def`, so FastAPI runs them (and their DB work) in a thread.
+current state and publishes nothing; one that does not fit the state answers 409, one about a
+user who never applied 404, and neither writes anything. Endpoints are plain `def`, so
+FastAPI runs them (and their DB work) in a thread, except the webhook, which needs the raw
+body and offloads its command itself.
+
+WeCom-style contact callback, `POST /v1/webhooks/wecom/contact-added`: the customer-service
+system calls it when the applicant added the mall's customer-service account. It confirms the
+contact exactly like the ops endpoint. No JWT; instead
+- body (JSON): `{"user_id": str, "external_contact_id": str (optional), "timestamp": int
+  (Unix seconds), "nonce": str}`; unknown fields are ignored;
+- header `X-Fx-Signature: sha256=<hex>`, the HMAC-SHA256 with the shared secret
+  `FX_WECOM_WEBHOOK_SECRET` of the bytes `<timestamp>.<nonce>.<raw body>` (timestamp in
+  decimal, as in the body);
+- a missing or wrong signature, or a timestamp more than 5 minutes away from the clock port's
+  now, answers 401 and writes nothing. A replay inside those 5 minutes is harmless: the
+  confirmation is idempotent. While the secret is unset the webhook answers 503.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import logging
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, Runtime, require_ops, require_reader
@@ -24,21 +42,37 @@ from qualification.domain import DomainEvent, Qualification, Status, TransitionR
 from qualification.handlers import record
 from qualification.settings import QualificationSettings
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1", tags=["qualification"])
 
 MAX_ID_LENGTH = 128  # the contracts' StrictId
+SIGNATURE_MAX_AGE = timedelta(minutes=5)
+LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Id = Annotated[Text, StringConstraints(max_length=MAX_ID_LENGTH)]
 
 
 class ApplyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    wechat_id: Annotated[Text, StringConstraints(max_length=MAX_ID_LENGTH)] | None = None
+    wechat_id: Id | None = None
 
 
 class RevokeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[Text, StringConstraints(max_length=1000)]
+
+
+class ContactAdded(BaseModel):
+    """The WeCom-style callback's body. Unknown fields are ignored (the signature covers
+    them): the sending system may add some."""
+
+    model_config = ConfigDict(extra="ignore")
+    user_id: Id
+    external_contact_id: Id | None = None
+    timestamp: int = Field(strict=True, ge=0, le=LATEST_TIMESTAMP)
+    nonce: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class HistoryEntry(BaseModel):
@@ -48,14 +82,41 @@ class HistoryEntry(BaseModel):
 
 
 class DistributorView(BaseModel):
+    """A user's qualification; `progress`, `days_left` and the counts feed the assessment
+    pop-up ("2 of 3, 11 days left")."""
+
     user_id: str
     status: Status
     qualifying_orders: int
     required_orders: int
     deadline: datetime | None
+    days_left: int | None = Field(
+        description="Whole days left in the running assessment, rounded up; 0 once the "
+        "deadline passed; null when no assessment runs."
+    )
+    progress: str
     discount_bps: int
     wechat_id: str | None
     history: list[HistoryEntry]
+
+
+class CandidateView(BaseModel):
+    user_id: str
+    status: Status
+    qualifying_orders: int
+    required_orders: int
+    deadline: datetime | None
+    days_left: int | None
+    applied_at: datetime | None
+    confirmed_at: datetime | None
+    wechat_id: str | None
+
+
+class CandidatePage(BaseModel):
+    items: list[CandidateView]
+    page: int
+    page_size: int
+    total: int
 
 
 def _settings(runtime: ServiceRuntime) -> QualificationSettings:
@@ -64,15 +125,39 @@ def _settings(runtime: ServiceRuntime) -> QualificationSettings:
     return settings
 
 
-def _view(session: Session, q: Qualification, settings: QualificationSettings) -> DistributorView:
-    qualified = q.status is Status.QUALIFIED
+def _required(q: Qualification, settings: QualificationSettings) -> int:
+    return q.required_orders or settings.required_orders
+
+
+def _progress(q: Qualification, required: int, days_left: int | None) -> str:
+    count = f"{q.qualifying_orders} of {required}"
+    match q.status:
+        case Status.APPLIED:
+            return f"{count}; the assessment starts once customer service confirms the contact"
+        case Status.ASSESSING:
+            return f"{count}, {days_left} day{'' if days_left == 1 else 's'} left"
+        case Status.QUALIFIED:
+            return f"{count}, qualified"
+        case Status.FAILED:
+            return f"{count}, the assessment window closed"
+        case _:
+            return f"revoked: {q.revoke_reason}"
+
+
+def _view(
+    session: Session, q: Qualification, settings: QualificationSettings, now: datetime
+) -> DistributorView:
+    required = _required(q, settings)
+    days_left = q.days_left(now)
     return DistributorView(
         user_id=q.user_id,
         status=q.status,
         qualifying_orders=q.qualifying_orders,
-        required_orders=q.required_orders or settings.required_orders,
+        required_orders=required,
         deadline=q.deadline,
-        discount_bps=settings.distributor_discount_bps if qualified else 0,
+        days_left=days_left,
+        progress=_progress(q, required, days_left),
+        discount_bps=settings.distributor_discount_bps if q.status is Status.QUALIFIED else 0,
         wechat_id=q.wechat_id,
         history=[
             HistoryEntry(type=row.ce_type, at=row.at, data=row.data)
@@ -81,16 +166,24 @@ def _view(session: Session, q: Qualification, settings: QualificationSettings) -
     )
 
 
+def _unknown(user_id: str) -> ApiError:
+    return ApiError(404, "unknown_user", f"{user_id} has never applied to be a distributor")
+
+
 def _command(
     runtime: ServiceRuntime,
     kind: str,
     user_id: str,
+    now: datetime,
     change: Callable[[Qualification], list[DomainEvent]],
+    *,
+    known_only: bool = True,
 ) -> DistributorView:
     """Run `change` on the user's qualification in one transaction with the outbox.
 
     The cause id numbers the user's history, so each command that publishes gets fresh,
-    deterministic event ids; a command that publishes nothing needs none.
+    deterministic event ids; a command that publishes nothing needs none. With `known_only`,
+    a user who never applied is 404.
     """
     settings = _settings(runtime)
     with Session(runtime.engine) as session:
@@ -98,17 +191,27 @@ def _command(
 
     def run(uow: UnitOfWork) -> DistributorView:
         qualifications = store.qualifications(uow)
-        qualification = qualifications.get(user_id) or Qualification(user_id)
+        qualification = qualifications.get(user_id)
+        if qualification is None:
+            if known_only:
+                raise _unknown(user_id)
+            qualification = Qualification(user_id)
         try:
             events = change(qualification)
         except TransitionRefused as refused:
             raise ApiError(409, refused.code, refused.message) from refused
         record(uow, qualification, events)
         qualifications.write()  # the view reads the history back
-        return _view(uow.session, qualification, settings)
+        return _view(uow.session, qualification, settings, now)
 
     result: DistributorView = runtime.command(f"{kind}:{user_id}:{seq}", run)
     return result
+
+
+def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
+    now = runtime.clock.now()
+    policy = _settings(runtime).policy()
+    return _command(runtime, "confirm", user_id, now, lambda q: q.confirm_contact(now, policy))
 
 
 @router.post("/applications")
@@ -127,16 +230,54 @@ def apply_for_distributor(
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
     wechat_id = body.wechat_id if body is not None else None
-    return _command(runtime, "apply", who.sub, lambda q: q.apply(now, policy, wechat_id))
+    return _command(
+        runtime, "apply", who.sub, now, lambda q: q.apply(now, policy, wechat_id), known_only=False
+    )
 
 
 @router.post("/applications/{user_id}/contact-confirmed")
 def confirm_contact(user_id: UserId, who: Auth, runtime: Runtime) -> DistributorView:
-    """Customer service (ops or the WeCom callback) confirmed the applicant's contact."""
+    """Customer service (ops) confirmed the applicant's contact."""
     require_ops(who)
-    now = runtime.clock.now()
-    policy = _settings(runtime).policy()
-    return _command(runtime, "confirm", user_id, lambda q: q.confirm_contact(now, policy))
+    return _confirm(runtime, user_id)
+
+
+@router.post("/webhooks/wecom/contact-added")
+async def wecom_contact_added(
+    body: ContactAdded,
+    request: Request,
+    runtime: Runtime,
+    x_fx_signature: Annotated[str | None, Header()] = None,
+) -> DistributorView:
+    """The customer-service system's callback (signed; see the module docstring)."""
+    secret = _settings(runtime).wecom_webhook_secret
+    if secret is None or not secret.get_secret_value():
+        raise ApiError(
+            503, "webhook_not_configured", "the WeCom webhook has no shared secret configured"
+        )
+    signed = f"{body.timestamp}.{body.nonce}.".encode() + await request.body()
+    expected = hmac.new(secret.get_secret_value().encode(), signed, hashlib.sha256).hexdigest()
+    scheme, _, given = (x_fx_signature or "").partition("=")
+    if scheme != "sha256" or not hmac.compare_digest(given.lower().encode(), expected.encode()):
+        raise ApiError(
+            401,
+            "invalid_signature",
+            'X-Fx-Signature must be sha256=<hex HMAC-SHA256 of "<timestamp>.<nonce>.<body>">',
+        )
+    sent_at = datetime.fromtimestamp(body.timestamp, UTC)
+    if abs(runtime.clock.now() - sent_at) > SIGNATURE_MAX_AGE:
+        raise ApiError(
+            401,
+            "stale_timestamp",
+            f"the callback was signed at {sent_at.isoformat()}, more than "
+            f"{int(SIGNATURE_MAX_AGE.total_seconds()) // 60} minutes from now",
+        )
+    confirmed = await asyncio.to_thread(_confirm, runtime, body.user_id)
+    log.info(
+        "contact confirmed by the WeCom callback",
+        extra={"user_id": body.user_id, "external_contact_id": body.external_contact_id},
+    )
+    return confirmed
 
 
 @router.post("/distributors/{user_id}/revoke")
@@ -145,7 +286,7 @@ def revoke_distributor(
 ) -> DistributorView:
     require_ops(who)
     now = runtime.clock.now()
-    return _command(runtime, "revoke", user_id, lambda q: q.revoke(now, body.reason))
+    return _command(runtime, "revoke", user_id, now, lambda q: q.revoke(now, body.reason))
 
 
 @router.get("/distributors/{user_id}")
@@ -154,5 +295,48 @@ def get_distributor(user_id: UserId, who: Auth, runtime: Runtime) -> Distributor
     with Session(runtime.engine) as session:
         qualification = store.load(session, user_id, for_update=False)
         if qualification is None:
-            raise ApiError(404, "unknown_user", f"{user_id} has never applied to be a distributor")
-        return _view(session, qualification, _settings(runtime))
+            raise _unknown(user_id)
+        return _view(session, qualification, _settings(runtime), runtime.clock.now())
+
+
+@router.get("/candidates")
+def list_candidates(
+    who: Auth,
+    runtime: Runtime,
+    status: Literal["applied", "assessing", "qualified", "failed", "revoked"] | None = None,
+    deadline_before: Annotated[AwareDatetime | None, Query()] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CandidatePage:
+    """Ops: users by state, earliest deadline first (those without one last)."""
+    require_ops(who)
+    settings = _settings(runtime)
+    now = runtime.clock.now()
+    with Session(runtime.engine) as session:
+        user_ids, total = store.candidates(
+            session,
+            status=Status(status) if status is not None else None,
+            deadline_before=deadline_before,
+            offset=(page - 1) * page_size,
+            limit=page_size,
+        )
+        found = store.Qualifications(session, for_update=False)
+        found.load(user_ids)
+    items = []
+    for user_id in user_ids:
+        q = found.get(user_id)
+        assert q is not None
+        items.append(
+            CandidateView(
+                user_id=q.user_id,
+                status=q.status,
+                qualifying_orders=q.qualifying_orders,
+                required_orders=_required(q, settings),
+                deadline=q.deadline,
+                days_left=q.days_left(now),
+                applied_at=q.applied_at,
+                confirmed_at=q.confirmed_at,
+                wechat_id=q.wechat_id,
+            )
+        )
+    return CandidatePage(items=items, page=page, page_size=page_size, total=total)

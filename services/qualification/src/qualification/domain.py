@@ -159,6 +159,17 @@ class Qualification:
     def qualifying_orders(self) -> int:
         return len(self.counting_orders)
 
+    def days_left(self, now: datetime) -> int | None:
+        """Whole days, rounded up, until the running assessment's deadline (0 once it passed);
+        None when no assessment runs."""
+        if self.status is not Status.ASSESSING:
+            return None
+        assert self.deadline is not None
+        remaining = self.deadline - now
+        if remaining <= timedelta(0):
+            return 0
+        return -(-remaining // timedelta(days=1))
+
     def apply(
         self, now: datetime, policy: Policy, wechat_id: str | None = None
     ) -> list[DomainEvent]:

@@ -9,6 +9,8 @@ Defaults, as DOMAIN.md §1 states them:
   deadline the user failed at; same format as the window;
 - `FX_DISTRIBUTOR_DISCOUNT_BPS` = 500, i.e. 5 % off a qualified distributor's own purchases.
   DOMAIN.md names the setting without a value; 5 % is a modest, common distributor price.
+- `FX_WECOM_WEBHOOK_SECRET` unset: the shared secret that signs the WeCom-style
+  contact-added callback (see `api.py`); while it is unset the webhook answers 503.
 - HTTP port 8102 (`FX_HTTP_PORT`).
 
 Kept apart from `app.py` so that `api.py` can read it without importing the wiring.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from fx_common.settings import ServiceSettings
 from qualification.domain import Policy
@@ -32,6 +34,7 @@ class QualificationSettings(ServiceSettings):
     assessment_counts_own_orders: bool = True
     reapply_cooldown: timedelta = timedelta(0)
     distributor_discount_bps: int = Field(500, ge=0, le=10_000)
+    wecom_webhook_secret: SecretStr | None = None
 
     @field_validator("assessment_window")
     @classmethod

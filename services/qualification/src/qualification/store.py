@@ -374,3 +374,35 @@ def history_length(session: Session, user_id: str) -> int:
 def history(session: Session, user_id: str) -> list[HistoryRow]:
     query = select(HistoryRow).where(HistoryRow.user_id == user_id).order_by(col(HistoryRow.seq))
     return list(session.exec(query))
+
+
+def candidates(
+    session: Session,
+    *,
+    status: Status | None,
+    deadline_before: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[str], int]:
+    """One page of users (and the total) by deadline, those without a deadline last."""
+    where = []
+    if status is not None:
+        where.append(QUALIFICATIONS.c.status == status.value)
+    if deadline_before is not None:
+        where.append(QUALIFICATIONS.c.deadline < deadline_before)
+    total = session.connection().execute(
+        select(func.count()).select_from(QUALIFICATIONS).where(*where)
+    )
+    page = (
+        select(QUALIFICATIONS.c.user_id)
+        .where(*where)
+        .order_by(
+            QUALIFICATIONS.c.deadline.is_(None),
+            QUALIFICATIONS.c.deadline,
+            QUALIFICATIONS.c.applied_at,
+            QUALIFICATIONS.c.user_id,
+        )
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.connection().execute(page).scalars()), int(total.scalar_one())
