@@ -9,10 +9,9 @@ import dataclasses
 import json
 import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Client, Response
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from fx_common import db
@@ -28,7 +27,7 @@ from fx_common.contracts.samples import SAMPLES
 from fx_common.envelope import Event, decode
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
-from fx_common.testing import record
+from fx_common.testing import fresh_postgres_database, record
 from payout import store
 from payout.api import GATEWAY_KEY
 from payout.app import SPEC
@@ -130,31 +129,19 @@ def service(tmp_path: Path) -> Iterator[Service]:
     close(built)
 
 
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
+def postgres_database() -> AbstractContextManager[str]:
     """An empty database on the test server (`make test` starts it), dropped afterwards."""
     server = os.environ.get("FX_TEST_POSTGRES_URL")
     if not server:
         pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
-    name = f"fx_t_payout_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(db.normalise_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return fresh_postgres_database(server, "fx_t_payout")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     """The service on each store it runs on: the account lock is dialect-specific."""
     with ExitStack() as stack:
-        url = (
-            stack.enter_context(fresh_postgres_database()) if request.param == "postgres" else None
-        )
+        url = stack.enter_context(postgres_database()) if request.param == "postgres" else None
         built = build(tmp_path, database_url=url)
         stack.callback(close, built)
         yield built
