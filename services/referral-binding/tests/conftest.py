@@ -35,7 +35,9 @@ class Harness:
     def __init__(self, engine: Engine, period: timedelta = PERIOD) -> None:
         self.engine = engine
         self.period = period
-        spec = spec_for(ReferralBindingSettings(protection_period=period))
+        # No Redis: these stores are many and short-lived; the cache has its own tests.
+        settings = ReferralBindingSettings(protection_period=period, redis_url="")
+        spec = spec_for(settings)
         self.processor = processor_for(spec, engine)
 
     # --- upstream records ---

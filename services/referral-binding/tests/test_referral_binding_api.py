@@ -33,6 +33,7 @@ class Api:
             clock="simulated",
             clock_start=T0,
             protection_period=timedelta(days=10),
+            redis_url="",
         )
         spec = spec_for(settings)
         self.runtime = ServiceRuntime(spec, settings)

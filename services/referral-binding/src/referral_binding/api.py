@@ -15,7 +15,9 @@ from pydantic import AwareDatetime, BaseModel
 from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, Runtime, require_reader
+from fx_common.runtime import ServiceRuntime
 from referral_binding import store
+from referral_binding.cache import Answer, BindingCache
 
 router = APIRouter(prefix="/v1", tags=["referral-binding"])
 
@@ -68,14 +70,32 @@ class DistributorStats(BaseModel):
 
 @router.get("/customers/{customer_id}/binding")
 def current_binding(customer_id: str, runtime: Runtime, who: Auth) -> BindingPublic:
-    """The binding protecting the customer now; 404 when there is none."""
-    with Session(runtime.engine) as session:
-        row = store.protected_binding(session, customer_id, runtime.clock.now())
-        if who.may_read(customer_id) or (row is not None and row.distributor_id == who.sub):
-            if row is None:
-                raise ApiError(404, "not_bound", f"customer {customer_id} is not bound now")
-            return BindingPublic.of(row)
+    """The binding protecting the customer now; 404 when there is none. Served from the Redis
+    cache when it holds a current answer (see `referral_binding.cache`)."""
+    now = runtime.clock.now()
+
+    def from_store() -> Answer:
+        with Session(runtime.engine) as session:
+            row = store.protected_binding(session, customer_id, now)
+            if row is not None:
+                return Answer(BindingPublic.of(row).model_dump(mode="json"))
+            return Answer(None, store.next_binding_start(session, customer_id, now))
+
+    answer = binding_cache(runtime).lookup(customer_id, now, from_store)
+    binding = BindingPublic.model_validate(answer.binding) if answer.binding else None
+    if who.may_read(customer_id) or (binding is not None and binding.distributor_id == who.sub):
+        if binding is None:
+            raise ApiError(404, "not_bound", f"customer {customer_id} is not bound now")
+        return binding
     raise ApiError(403, "forbidden", "a distributor may read only its own customers")
+
+
+def binding_cache(runtime: ServiceRuntime) -> BindingCache:
+    cache = runtime.spec.extra.get("binding_cache")
+    return cache if isinstance(cache, BindingCache) else _NO_CACHE
+
+
+_NO_CACHE = BindingCache("", "", 0)
 
 
 @router.get("/customers/{customer_id}/bindings")

@@ -19,6 +19,7 @@ from fx_common.runtime import ServiceSpec
 from fx_common.settings import ServiceSettings
 from referral_binding import domain, handlers, store
 from referral_binding.api import router
+from referral_binding.cache import BindingCache
 
 NAME = "referral-binding"
 
@@ -29,6 +30,18 @@ class ReferralBindingSettings(ServiceSettings):
     service: str = NAME
     http_port: int = 8101
     protection_period: timedelta = Field(domain.DEFAULT_PROTECTION_PERIOD, gt=timedelta(0))
+    # How long Redis may serve a customer's current binding (0: no cache). A safety net
+    # only: the consume path invalidates on every change (`referral_binding.cache`).
+    binding_cache_ttl_s: float = Field(60.0, ge=0)
+    # DOMAIN §2 switches: `FX_BIND_CANDIDATES` (an `assessing` sharer binds visitors) and
+    # `FX_SELF_ATTRIBUTION` (an eligible buyer's own orders are theirs, basis `self`).
+    bind_candidates: bool = True
+    self_attribution: bool = True
+
+    def rules(self) -> domain.Rules:
+        return domain.Rules(
+            bind_candidates=self.bind_candidates, self_attribution=self.self_attribution
+        )
 
     @field_validator("protection_period", mode="before")
     @classmethod
@@ -44,16 +57,19 @@ class ReferralBindingSettings(ServiceSettings):
 
 def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
     """The service, with the handlers configured by `settings` (tests pass their own)."""
+    cache = BindingCache(settings.redis_url, settings.topic_namespace, settings.binding_cache_ttl_s)
+    prepare, on_tick = handlers.invalidating(cache)
     return ServiceSpec(
         name=NAME,
         topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
-        handlers=handlers.handlers_for(settings.protection_period),
+        handlers=handlers.handlers_for(settings.protection_period, settings.rules()),
         tables=store.TABLES,
         outputs=(BINDINGS, ATTRIBUTIONS),
         router=router,
-        on_tick=handlers.on_tick,
-        prepare=handlers.prepare,
+        on_tick=on_tick,
+        prepare=prepare,
         settings_cls=ReferralBindingSettings,
+        extra={"binding_cache": cache},
     )
 
 

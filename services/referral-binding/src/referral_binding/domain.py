@@ -25,15 +25,31 @@ from enum import StrEnum
 DEFAULT_PROTECTION_PERIOD = timedelta(days=180)
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The switches of §2 a merchant configures (defaults: DOMAIN.md)."""
+
+    bind_candidates: bool = True
+    """Whether an `assessing` sharer binds visitors (else only `qualified` ones do; a
+    candidate's share link still earns the attribution of the order, without a binding)."""
+    self_attribution: bool = True
+    """Whether an eligible buyer's own orders are attributed to them (basis `self`)."""
+
+
+DEFAULT_RULES = Rules()
+
+
 # --- eligibility ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class EligibilityChange:
-    """From `since` on, the user is (or is not) a candidate/distributor."""
+    """From `since` on, the user is (or is not) a candidate/distributor (`qualified`: a
+    distributor)."""
 
     since: datetime
     eligible: bool
+    qualified: bool = False
 
 
 class Eligibility:
@@ -45,15 +61,27 @@ class Eligibility:
     """
 
     def __init__(self, changes: Iterable[EligibilityChange] = ()) -> None:
-        self.changes = sorted(changes, key=lambda c: (c.since, c.eligible is False))
+        # Same instant: ineligible wins, then qualified over assessing (learnt in any order).
+        self.changes = sorted(changes, key=lambda c: (c.since, c.eligible is False, c.qualified))
 
     def at(self, moment: datetime) -> bool:
-        eligible = False
+        latest = self._latest(moment)
+        return latest is not None and latest.eligible
+
+    def qualified_at(self, moment: datetime) -> bool:
+        latest = self._latest(moment)
+        return latest is not None and latest.eligible and latest.qualified
+
+    def may_bind_at(self, moment: datetime, rules: Rules) -> bool:
+        return self.qualified_at(moment) if not rules.bind_candidates else self.at(moment)
+
+    def _latest(self, moment: datetime) -> EligibilityChange | None:
+        latest = None
         for change in self.changes:
             if change.since > moment:
                 break
-            eligible = change.eligible
-        return eligible
+            latest = change
+        return latest
 
     def first_ineligible_moment(self, start: datetime, end: datetime) -> datetime | None:
         """The earliest moment in `[start, end)` at which the user is not eligible."""
@@ -237,6 +265,7 @@ class VisitOutcome(StrEnum):
     SELF_VISIT = "self_visit"
     VISITOR_IS_DISTRIBUTOR = "visitor_is_distributor"
     SHARER_INELIGIBLE = "sharer_ineligible"
+    SHARER_NOT_QUALIFIED = "sharer_not_qualified"
     ALREADY_BOUND = "already_bound"
     CONTESTED = "contested"
     LATE = "late"
@@ -256,6 +285,7 @@ def decide_visit(
     sharer: Eligibility,
     visitor: Eligibility,
     customer: CustomerBindings,
+    rules: Rules = DEFAULT_RULES,
 ) -> VisitDecision:
     """DOMAIN §2.1/2.2: whether a visit binds the visitor to the sharer, and if not, why.
 
@@ -269,6 +299,8 @@ def decide_visit(
         return VisitDecision(VisitOutcome.VISITOR_IS_DISTRIBUTOR)
     if not sharer.at(visited_at):
         return VisitDecision(VisitOutcome.SHARER_INELIGIBLE)
+    if not sharer.may_bind_at(visited_at, rules):
+        return VisitDecision(VisitOutcome.SHARER_NOT_QUALIFIED)
     current = customer.protected_at(visited_at)
     if current is not None:
         same = current.distributor_id == sharer_id
@@ -303,13 +335,14 @@ def attribute(
     bound_distributor: Eligibility | None,
     share_sharer_id: str | None,
     sharer: Eligibility | None,
+    rules: Rules = DEFAULT_RULES,
 ) -> Attribution | None:
     """DOMAIN §2.4, evaluated at `paid_at`: self → binding → share_link → unattributed.
 
     `binding` is the buyer's binding protected at `paid_at` (if any); each candidate
     beneficiary must be eligible at `paid_at`, so an attribution never names anyone else.
     """
-    if buyer.at(paid_at):
+    if rules.self_attribution and buyer.at(paid_at):
         return Attribution(buyer_id, Basis.SELF)
     if binding is not None and bound_distributor is not None and bound_distributor.at(paid_at):
         return Attribution(binding.distributor_id, Basis.BINDING)
@@ -339,6 +372,7 @@ def visit(
     period: timedelta,
     customer: CustomerBindings,
     eligibility_of: EligibilityOf,
+    rules: Rules = DEFAULT_RULES,
 ) -> VisitResult:
     """A share was opened: bind the visitor when §2.1 allows (expired bindings end first)."""
     sharer = eligibility_of(sharer_id)
@@ -349,6 +383,7 @@ def visit(
         sharer=sharer,
         visitor=eligibility_of(visitor_id),
         customer=customer,
+        rules=rules,
     )
     if decision.outcome is not VisitOutcome.BOUND:
         return VisitResult(decision, [])
@@ -376,12 +411,14 @@ def order_paid(
     period: timedelta,
     customer: CustomerBindings,
     eligibility_of: EligibilityOf,
+    rules: Rules = DEFAULT_RULES,
 ) -> OrderResult:
     """A paid order: attribute it (§2.4), extend the buyer's protected binding (§2.3) — whoever
     benefits — and bind through the share link when that is the basis.
 
     The share-link binding is skipped when something about the buyer was already decided
-    after `paid_at` (the order is still attributed; history is not rewritten).
+    after `paid_at` (the order is still attributed; history is not rewritten), and when the
+    sharer may not bind (a candidate while `bind_candidates` is off).
     """
     protected = customer.protected_at(paid_at)
     attribution = attribute(
@@ -392,6 +429,7 @@ def order_paid(
         bound_distributor=eligibility_of(protected.distributor_id) if protected else None,
         share_sharer_id=share_sharer_id,
         sharer=eligibility_of(share_sharer_id) if share_sharer_id is not None else None,
+        rules=rules,
     )
     if protected is not None:
         distributor = eligibility_of(protected.distributor_id)
@@ -402,6 +440,7 @@ def order_paid(
         or attribution.basis is not Basis.SHARE_LINK
         or share_id is None
         or customer.decided_after(paid_at)
+        or not eligibility_of(attribution.distributor_id).may_bind_at(paid_at, rules)
     ):
         return OrderResult(attribution, None, [])
     events = [*customer.expire_until(paid_at)]

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import event as orm_event
 
 from fx_common.contracts import attributions, bindings, mall_orders, mall_shares, qualification
 from fx_common.contracts.topics import ATTRIBUTIONS, BINDINGS
 from fx_common.envelope import Event
-from fx_common.processing import Handler, UnitOfWork
+from fx_common.processing import Handler, Prepare, TickHandler, UnitOfWork
 from referral_binding import domain, store
+from referral_binding.cache import BindingCache
 
 _BINDING_IDS = uuid.UUID("0c8f5a52-1d0e-4c1b-9b7a-3a4f2d6e8b11")
 
@@ -174,8 +176,37 @@ def on_tick(uow: UnitOfWork, now: datetime) -> None:
     _record(uow, domain.expire_all(store.batch_of(uow).open_bindings_ended_by(now), now))
 
 
-def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
-    """The handlers, with the protection period the service is configured with."""
+def invalidating(cache: BindingCache) -> tuple[Prepare, TickHandler]:
+    """`prepare` and `on_tick` that also drop the cached answers of every customer whose
+    bindings the unit of work changed, once its transaction has committed."""
+
+    def prepare_batch(uow: UnitOfWork, events: Sequence[Event]) -> None:
+        _invalidate_after_commit(uow, cache)
+        prepare(uow, events)
+
+    def sweep(uow: UnitOfWork, now: datetime) -> None:
+        _invalidate_after_commit(uow, cache)
+        on_tick(uow, now)
+
+    return prepare_batch, sweep
+
+
+def _invalidate_after_commit(uow: UnitOfWork, cache: BindingCache) -> None:
+    # After the commit, never before: a reader between an early delete and the commit would
+    # read the old binding from the store and cache it again. A rolled-back batch (redone
+    # without a rejected event) commits nothing, so it invalidates nothing.
+    if "rb.invalidation" in uow.cache:
+        return
+    batch = uow.cache["rb.invalidation"] = store.batch_of(uow)
+    orm_event.listen(
+        uow.session, "after_commit", lambda _: cache.invalidate(batch.changed_customers), once=True
+    )
+
+
+def handlers_for(
+    protection_period: timedelta, rules: domain.Rules = domain.DEFAULT_RULES
+) -> dict[str, Handler]:
+    """The handlers, with the protection period and rules the service is configured with."""
 
     def on_share_visited(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_shares.ShareVisited)
@@ -191,6 +222,7 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
             period=protection_period,
             customer=batch.customer(data.visitor_id),
             eligibility_of=batch.eligibility_of,
+            rules=rules,
         )
         _record(uow, result.events)
         bound = result.decision.outcome is domain.VisitOutcome.BOUND
@@ -222,6 +254,7 @@ def handlers_for(protection_period: timedelta) -> dict[str, Handler]:
             period=protection_period,
             customer=batch.customer(data.buyer_id),
             eligibility_of=batch.eligibility_of,
+            rules=rules,
         )
         _record(uow, result.events)
         attribution = result.attribution

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, DateTime, Dialect, Index, and_, func, or_
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from fx_common.contracts.qualification import DISTRIBUTOR_QUALIFIED
 from fx_common.processing import UnitOfWork
 from referral_binding.domain import (
     Basis,
@@ -159,12 +160,26 @@ TABLES: tuple[type[SQLModel], ...] = (
 
 def eligibility(session: Session, user_id: str) -> Eligibility:
     rows = session.exec(select(RbEligibility).where(RbEligibility.user_id == user_id))
-    return Eligibility(EligibilityChange(r.since, r.eligible) for r in rows)
+    return Eligibility(_change(r.since, r.eligible, r.cause) for r in rows)
+
+
+def _change(since: datetime, eligible: bool, cause: str) -> EligibilityChange:
+    return EligibilityChange(since, eligible, qualified=cause == DISTRIBUTOR_QUALIFIED)
 
 
 def protected_binding(session: Session, customer_id: str, at: datetime) -> RbBinding | None:
     query = select(RbBinding).where(RbBinding.customer_id == customer_id, _protected_at(at))
     return session.exec(query).first()
+
+
+def next_binding_start(session: Session, customer_id: str, after: datetime) -> datetime | None:
+    """When the customer's first binding starting after `after` begins (event times may run
+    ahead of a simulated clock)."""
+    query = select(func.min(RbBinding.bound_at)).where(
+        RbBinding.customer_id == customer_id, col(RbBinding.bound_at) > after
+    )
+    start: datetime | None = session.exec(query).one()
+    return start
 
 
 def customer_history(session: Session, customer_id: str) -> list[RbBinding]:
@@ -266,6 +281,8 @@ class Batch:
         self.order_distributor: dict[str, str | None] = {}
         self._changed_shares = _Changes(RbShare)
         self._changed_bindings = _Changes(RbBinding)
+        self.changed_customers: set[str] = set()
+        """Customers whose bindings this unit of work changed (their cached answers go)."""
         uow.before_flush(self.write)
 
     def load(
@@ -303,9 +320,14 @@ class Batch:
         users |= {share["sharer_id"] for share in self.shares.values()}
         users |= {binding.distributor_id for binding in self.bindings.values()}
         changes: dict[str, list[EligibilityChange]] = {user: [] for user in users}
-        history = sa.select(_ELIGIBILITY.c.user_id, _ELIGIBILITY.c.since, _ELIGIBILITY.c.eligible)
-        for user_id, since, eligible in self._each(history, _ELIGIBILITY.c.user_id, users):
-            changes[user_id].append(EligibilityChange(since, eligible))
+        history = sa.select(
+            _ELIGIBILITY.c.user_id,
+            _ELIGIBILITY.c.since,
+            _ELIGIBILITY.c.eligible,
+            _ELIGIBILITY.c.cause,
+        )
+        for user_id, since, eligible, cause in self._each(history, _ELIGIBILITY.c.user_id, users):
+            changes[user_id].append(_change(since, eligible, cause))
         self.eligibility.update({user: Eligibility(c) for user, c in changes.items()})
 
     def _each(
@@ -362,7 +384,7 @@ class Batch:
             cause=cause,
         )
         known = self.eligibility[user_id].changes
-        self.eligibility[user_id] = Eligibility([*known, EligibilityChange(since, eligible)])
+        self.eligibility[user_id] = Eligibility([*known, _change(since, eligible, cause)])
 
     # --- bindings
 
@@ -387,6 +409,7 @@ class Batch:
 
     def save_binding(self, binding: Binding, *, created: bool) -> None:
         self._remember(binding)
+        self.changed_customers.add(binding.customer_id)
         self._changed_bindings.put(binding.binding_id, _binding_row(binding), created=created)
 
     def add_extension(
