@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -51,7 +52,7 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
-def paid(order_id: str, event_id: str | None = None) -> object:
+def paid(order_id: str, event_id: str | None = None) -> ConsumerRecord[bytes, bytes]:
     return record(
         "mall.order.paid", SAMPLES["mall.order.paid"] | {"order_id": order_id}, time=T0,
         event_id=event_id,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -26,7 +26,7 @@ from referral_binding.app import ReferralBindingSettings, spec_for
 
 PERIOD = timedelta(days=10)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 class Harness:
@@ -149,7 +149,7 @@ class Harness:
 
     def visits(self) -> list[store.RbVisit]:
         with Session(self.engine) as session:
-            rows = list(session.exec(select(store.RbVisit).order_by(store.RbVisit.visited_at)))
+            rows = list(session.exec(select(store.RbVisit).order_by(col(store.RbVisit.visited_at))))
             session.expunge_all()
             return rows
 
