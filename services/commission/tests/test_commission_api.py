@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from commission import store
+from commission import domain, store
 from commission.app import SPEC
 from commission.domain import Rate, RatePlan
 from commission.settings import CommissionSettings
@@ -241,3 +241,175 @@ def test_probes_and_openapi(client: TestClient) -> None:
         "/v1/distributors/{distributor_id}/summary",
         "/v1/products/{sku}/commission",
     } <= set(paths)
+
+
+# ── the rate plan, edited by ops ──────────────────────────────────────────────────────
+
+
+def put_plan(client: TestClient, body: Any, sub: str = "ops-1", role: str = "ops") -> Any:
+    token = issue_token(SECRET, sub, role)
+    return client.put("/v1/plan", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def versions(client: TestClient) -> Any:
+    return get(client, "/v1/plan/versions").json()
+
+
+PLAN = {
+    "default_rate_bps": 800,
+    "categories": {"oolong": {"rate_bps": 1500}},
+    "skus": {"gift-box": {"fen_per_unit": 2000}},
+}
+
+
+def test_ops_create_the_next_version_in_force_from_now_by_default(client: TestClient) -> None:
+    assert get(client, "/v1/plan").json()["version"] == 0
+    response = put_plan(client, PLAN)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "version": 1, "default_rate_bps": 800,
+        "categories": {"oolong": {"rate_bps": 1500, "fen_per_unit": None}},
+        "skus": {"gift-box": {"rate_bps": None, "fen_per_unit": 2000}},
+        "effective_from": "2026-03-15T02:00:00Z", "created_at": "2026-03-15T02:00:00Z",
+        "created_by": "ops-1",
+    }  # fmt: skip
+    assert get(client, "/v1/plan", sub="d-1").json() == response.json()
+    gift = get(client, "/v1/products/gift-box/commission?price_fen=10000").json()
+    assert (gift["amount_fen"], gift["basis"], gift["plan_version"]) == (2000, "sku", 1)
+
+
+def test_a_scheduled_version_takes_effect_when_the_clock_reaches_it(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    put_plan(client, PLAN)
+    later = put_plan(
+        client, {"default_rate_bps": 500, "effective_from": "2026-03-16T00:00:00+08:00"}
+    )
+    assert (later.json()["version"], later.json()["effective_from"]) == (2, "2026-03-15T16:00:00Z")
+    history = versions(client)
+    assert history["in_force"] == 1
+    assert [(v["version"], v["effective_from"]) for v in history["versions"]] == [
+        (0, None), (1, "2026-03-15T02:00:00Z"), (2, "2026-03-15T16:00:00Z"),
+    ]  # fmt: skip
+    assert history["versions"][0]["default_rate_bps"] == 1000  # FX_DEFAULT_RATE_BPS
+    runtime.clock.advance_to(datetime(2026, 3, 15, 16, tzinfo=UTC))  # type: ignore[attr-defined]
+    assert get(client, "/v1/plan").json()["version"] == 2
+    plain = get(client, "/v1/products/gift-box/commission?price_fen=10000").json()
+    assert (plain["amount_fen"], plain["basis"]) == (500, "default")  # the whole plan: no override
+
+
+def test_commission_uses_the_version_in_force_when_the_order_was_paid(
+    harness: Harness, client: TestClient
+) -> None:
+    put_plan(client, {**PLAN, "effective_from": "2026-03-15T03:00:00Z"})
+    harness.qualification("qualified", NOW - DAY)
+    harness.attribute("o-before", {"l-1": 10000}, NOW + timedelta(minutes=59))
+    harness.attribute("o-after", {"l-1": 10000}, NOW + timedelta(hours=1))
+    got = {c.order_id: (c.plan_version, c.rate_basis, c.amount_fen) for c in harness.commissions()}
+    assert got == {"o-before": (0, "default", 1000), "o-after": (1, "category", 1500)}
+
+
+def test_only_ops_edit_the_plan(client: TestClient) -> None:
+    response = put_plan(client, PLAN, sub="d-1", role="distributor")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+    assert client.put("/v1/plan", json=PLAN).status_code == 401
+    assert [v["version"] for v in versions(client)["versions"]] == [0]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"default_rate_bps": 10001}, "default_rate_bps"),
+        ({"default_rate_bps": -1}, "default_rate_bps"),
+        ({"default_rate_bps": 10.5}, "default_rate_bps"),
+        ({"default_rate_bps": "1000"}, "default_rate_bps"),
+        ({"default_rate_bps": True}, "default_rate_bps"),
+        ({}, "default_rate_bps"),
+        ({**PLAN, "categories": {"oolong": {"rate_bps": 20000}}}, "rate_bps"),
+        ({**PLAN, "skus": {"gift-box": {"fen_per_unit": -5}}}, "fen_per_unit"),
+        ({**PLAN, "skus": {"gift-box": {"fen_per_unit": 1.5}}}, "fen_per_unit"),
+        ({**PLAN, "skus": {"gift-box": {"rate_bps": 100, "fen_per_unit": 5}}}, "exactly one"),
+        ({**PLAN, "skus": {"gift-box": {}}}, "exactly one"),
+        ({**PLAN, "skus": {"": {"rate_bps": 100}}}, "skus"),
+        ({**PLAN, "rates": {}}, "rates"),
+        ({**PLAN, "effective_from": "2026-03-16T00:00:00"}, "timezone"),
+    ],
+)
+def test_invalid_plans_are_422_and_write_nothing(
+    client: TestClient, body: dict[str, Any], says: str
+) -> None:
+    response = put_plan(client, body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and says in error["message"], error
+    assert [v["version"] for v in versions(client)["versions"]] == [0]
+
+
+def test_a_version_never_takes_effect_in_the_past(harness: Harness, client: TestClient) -> None:
+    past = put_plan(client, {**PLAN, "effective_from": "2026-03-15T01:59:59Z"})
+    assert past.status_code == 422 and "in the past" in past.json()["error"]["message"]
+    put_plan(client, {**PLAN, "effective_from": "2026-03-20T00:00:00Z"})
+    earlier = put_plan(client, {**PLAN, "effective_from": "2026-03-19T00:00:00Z"})
+    assert earlier.status_code == 422
+    assert "precedes the latest version's start" in earlier.json()["error"]["message"]
+    harness.attribute("o-future", {"l-1": 10000}, datetime(2026, 3, 21, tzinfo=UTC))
+    rewrite = put_plan(client, {**PLAN, "effective_from": "2026-03-21T00:00:00Z"})
+    assert rewrite.status_code == 422
+    assert rewrite.json()["error"]["code"] == "invalid_plan"
+    assert "already paid at 2026-03-21T00:00:00+00:00" in rewrite.json()["error"]["message"]
+    assert [v["version"] for v in versions(client)["versions"]] == [0, 1]
+
+
+# ── the audit trail of one commission ─────────────────────────────────────────────────
+
+
+def test_audit_lists_every_event_and_the_plan_version_behind_the_amount(
+    filled: Harness, client: TestClient
+) -> None:
+    commission_id = domain.commission_id_for("o-february", "l-1")
+    response = get(client, f"/v1/distributors/d-1/commissions/{commission_id}/audit")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["commission"]["amount_fen"], body["commission"]["plan_version"]) == (3000, 0)
+    assert (body["plan"]["version"], body["plan"]["default_rate_bps"]) == (0, 1000)
+    facts = [
+        (f["kind"], f["status"], f["refund_id"], f["refund_amount_fen"]) for f in body["facts"]
+    ]
+    assert facts == [
+        ("qualification", "qualified", None, None),
+        ("attributed", None, None, None),
+        ("completed", None, None, None),
+        ("refunded", None, "r-1", 10000),
+    ]
+    topics = [f["position"]["topic"] for f in body["facts"]]
+    assert topics == ["fx.qualification.v1", *["fx.attributions.v1"] * 3]
+    changes = [(c["kind"], c["amount_after"], c["cause"]["ce_type"]) for c in body["changes"]]
+    assert changes == [
+        ("accrued", 4000, "fx.order.attributed"),
+        ("frozen", 4000, "fx.order.completed"),
+        ("settled", 4000, "fx.clock.set"),
+        ("reversed", 3000, "fx.order.refunded"),
+    ]
+    attributed = body["facts"][1]
+    assert body["changes"][0]["cause_id"] == attributed["event_id"]
+
+
+def test_audit_of_a_version_created_over_http_shows_its_rules(
+    harness: Harness, client: TestClient
+) -> None:
+    put_plan(client, PLAN)
+    harness.attribute("o-1", [harness.line("l-1", 10000, sku="gift-box", quantity=3)], NOW)
+    commission_id = domain.commission_id_for("o-1", "l-1")
+    body = get(client, f"/v1/distributors/d-1/commissions/{commission_id}/audit").json()
+    assert body["plan"]["skus"] == {"gift-box": {"rate_bps": None, "fen_per_unit": 2000}}
+    assert (body["commission"]["rate_basis"], body["commission"]["amount_fen"]) == ("sku", 6000)
+
+
+def test_audit_of_an_unknown_or_foreign_commission(filled: Harness, client: TestClient) -> None:
+    other = domain.commission_id_for("o-other", "l-1")
+    for path in (f"/v1/distributors/d-1/commissions/{other}/audit",
+                 "/v1/distributors/d-1/commissions/nope/audit"):  # fmt: skip
+        response = get(client, path, sub="ops-1", role="ops")
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+    foreign = get(client, f"/v1/distributors/d-2/commissions/{other}/audit", sub="d-1")
+    assert foreign.status_code == 403

@@ -12,7 +12,8 @@ again), and then:
 - every commission's settled − reversed, summed over the published events, equals
   "the amount after all refunds" if it is kept and its hold ended by the last clock, else 0;
 - its running settled − reversed is never negative;
-- its final amount and status class match the reference.
+- its final amount and status class match the reference, and so does accrued − voided −
+  adjusted away − reversed summed over its published events (never negative on the way).
 """
 
 from __future__ import annotations
@@ -196,6 +197,8 @@ def test_outcome_does_not_depend_on_arrival_order(
     play(h, s)
 
     running: dict[str, int] = dict.fromkeys(s.lines, 0)
+    # accrued − voided − adjusted away − reversed, from the events alone
+    worth: dict[str, int] = dict.fromkeys(s.lines, 0)
     for event in h.published():
         line_id: str = event.data.line_id  # type: ignore[attr-defined]
         amount: int = event.data.amount_fen  # type: ignore[attr-defined]
@@ -203,13 +206,22 @@ def test_outcome_does_not_depend_on_arrival_order(
             running[line_id] += amount
         elif event.type == "fx.commission.reversed":
             running[line_id] -= amount
+            worth[line_id] -= amount
+        elif event.type == "fx.commission.accrued":
+            worth[line_id] += amount
+        elif event.type == "fx.commission.voided":
+            worth[line_id] -= amount
+        elif event.type == "fx.commission.adjusted":
+            worth[line_id] = amount  # the new amount: what was adjusted away is the difference
         assert running[line_id] >= 0, f"{line_id} went negative"
+        assert worth[line_id] >= 0, f"{line_id} worth went negative"
 
     for row in h.commissions():
         expected = reference(s, row.line_id)
         assert running[row.line_id] == expected.net_settled, row.line_id
         assert row.settled_fen - row.reversed_fen == expected.net_settled
         assert row.amount_fen == expected.amount, row.line_id
+        assert worth[row.line_id] == expected.amount, row.line_id
         assert row.status in expected.statuses, (row.line_id, row.status)
     assert {row.line_id for row in h.commissions()} == set(s.lines)
 

@@ -183,3 +183,14 @@ def try_lease(engine: Engine, name: str, owner: str, ttl_s: float) -> bool:
         except IntegrityError:
             return False
         return True
+
+
+def release_lease(engine: Engine, name: str, owner: str) -> None:
+    """Give the lease up (graceful stop), so another replica need not wait for it to expire."""
+    with Session(engine) as session, session.begin():
+        session.exec(
+            update(Lease)
+            .where(Lease.name == name)  # type: ignore[arg-type]
+            .where(Lease.owner == owner)  # type: ignore[arg-type]
+            .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+        )

@@ -572,6 +572,8 @@ class OutboxRelay:
     async def close(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
+        if self._lease_until:
+            await asyncio.to_thread(db.release_lease, self.engine, "outbox-relay", self.owner)
 
 
 async def _retrying(start: Callable[[], Any], what: str, stopping: asyncio.Event) -> None:

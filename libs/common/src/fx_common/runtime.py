@@ -149,6 +149,7 @@ class ServiceRuntime:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self.sweeper_owner = f"{spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     async def start(self) -> None:
         await asyncio.to_thread(db.create_schema, self.engine, self.spec.tables)
@@ -196,7 +197,7 @@ class ServiceRuntime:
     async def _sweep_forever(self) -> None:
         """System clock only: run time-driven rules periodically, one replica at a time."""
         assert self.spec.on_tick is not None
-        owner = f"{self.spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        owner = self.sweeper_owner
         interval = self.settings.sweep_interval_s
         while True:
             await asyncio.sleep(interval)
@@ -253,5 +254,6 @@ class ServiceRuntime:
             task.remove_done_callback(self._task_done)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.relay.close()
+        await asyncio.to_thread(db.release_lease, self.engine, "sweeper", self.sweeper_owner)
         self.engine.dispose()
         log.info("stopped cleanly: batch committed, outbox flushed")

@@ -116,6 +116,37 @@ class RatePlan:
         return Quote(amount, effective, rate.fen_per_unit, basis, self.version)
 
 
+def schedule_refusal(
+    effective_from: datetime,
+    *,
+    now: datetime,
+    latest_start: datetime | None,
+    latest_paid_at: datetime | None,
+) -> str | None:
+    """Why a new plan version may not take effect at `effective_from` (None: it may).
+
+    A version never changes the past: not before now, not before the latest version's start
+    (versions take effect in version order), and not at or before the payment of an order
+    already stored (its commission recorded the version in force then and is never
+    recomputed, so a replay must find the same version in force).
+    """
+    if effective_from < now:
+        return (
+            f"effective_from {effective_from.isoformat()} is in the past (now is {now.isoformat()})"
+        )
+    if latest_start is not None and effective_from < latest_start:
+        return (
+            f"effective_from {effective_from.isoformat()} precedes the latest version's start "
+            f"({latest_start.isoformat()}): versions take effect in version order"
+        )
+    if latest_paid_at is not None and effective_from <= latest_paid_at:
+        return (
+            f"effective_from {effective_from.isoformat()} is not after an order already paid "
+            f"at {latest_paid_at.isoformat()}, which keeps the version it accrued under"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Terms:
     """The configured terms of the programme (FX_DEFAULT_RATE_BPS, FX_SETTLEMENT_HOLD)."""

@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Column, DateTime, Dialect, Index, TypeDecorator, func
-from sqlalchemy.event import listen
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from commission import domain
+from fx_common import db
 from fx_common.processing import UnitOfWork
 
 
@@ -156,6 +156,9 @@ class PlanVersionRecord(SQLModel, table=True):
     version: int = Field(primary_key=True)
     default_rate_bps: int
     effective_from: datetime = _utc(index=True)
+    created_at: datetime | None = _utc(nullable=True)
+    created_by: str | None = Field(default=None, max_length=128)
+    """The ops user who created it over HTTP."""
 
 
 class PlanRateRecord(SQLModel, table=True):
@@ -208,9 +211,17 @@ def plans_at(connection: sa.Connection, moments: Iterable[datetime]) -> Plans:
         sa.select(versions.c.effective_from, versions.c.version, versions.c.default_rate_bps)
     ).all()
     starts = sorted((effective_from, version) for effective_from, version, _ in rows)
-    in_force = {_version_at(starts, moment) for moment in moments}
+    in_force = {_version_at(starts, moment) for moment in moments} - {None}
+    defaults = {version: default_rate_bps for _, version, default_rate_bps in rows}
+    return Plans(starts, _with_overrides(connection, defaults, in_force))
+
+
+def _with_overrides(
+    connection: sa.Connection, defaults: Mapping[int, int], versions: Iterable[int | None]
+) -> dict[int, domain.RatePlan]:
+    """The plans of `versions` (their default rates given), with their stored overrides."""
     by_scope: dict[int, dict[str, dict[str, domain.Rate]]] = {
-        version: {"sku": {}, "category": {}} for version in in_force if version is not None
+        version: {"sku": {}, "category": {}} for version in versions if version is not None
     }
     rates = _table(PlanRateRecord)
     for chunk in _chunks(by_scope):
@@ -218,17 +229,15 @@ def plans_at(connection: sa.Connection, moments: Iterable[datetime]) -> Plans:
             by_scope[rate.version][rate.scope][rate.key] = domain.Rate(
                 rate.rate_bps, rate.fen_per_unit
             )
-    plans = {
+    return {
         version: domain.RatePlan(
             version=version,
-            default_rate_bps=default_rate_bps,
-            by_category=by_scope[version]["category"],
-            by_sku=by_scope[version]["sku"],
+            default_rate_bps=defaults[version],
+            by_category=scopes["category"],
+            by_sku=scopes["sku"],
         )
-        for _, version, default_rate_bps in rows
-        if version in by_scope
+        for version, scopes in by_scope.items()
     }
-    return Plans(starts, plans)
 
 
 def _version_at(starts: Sequence[tuple[datetime, int]], moment: datetime) -> int | None:
@@ -241,12 +250,51 @@ def plan_at(session: Session, at: datetime, default_rate_bps: int) -> domain.Rat
     return plans_at(session.connection(), [at]).at(at, default_rate_bps)
 
 
-def add_plan_version(session: Session, plan: domain.RatePlan, effective_from: datetime) -> None:
+@dataclass(frozen=True)
+class StoredPlan:
+    """A plan version as stored; version 0 (the configured default rate) has no start."""
+
+    plan: domain.RatePlan
+    effective_from: datetime | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+def plan_versions(session: Session, default_rate_bps: int) -> list[StoredPlan]:
+    """Every version, version 0 first (the plan is small: a few queries, no paging)."""
+    connection = session.connection()
+    table = _table(PlanVersionRecord)
+    versions = connection.execute(sa.select(table).order_by(table.c.version)).all()
+    defaults = {row.version: row.default_rate_bps for row in versions}
+    plans = _with_overrides(connection, defaults, defaults)
+    stored = [StoredPlan(domain.RatePlan(version=0, default_rate_bps=default_rate_bps))]
+    stored += [
+        StoredPlan(plans[row.version], row.effective_from, row.created_at, row.created_by)
+        for row in versions
+    ]
+    return stored
+
+
+def latest_paid_at(session: Session) -> datetime | None:
+    paid_at: datetime | None = session.exec(select(func.max(OrderRecord.paid_at))).one()
+    return paid_at
+
+
+def add_plan_version(
+    session: Session,
+    plan: domain.RatePlan,
+    effective_from: datetime,
+    *,
+    created_at: datetime | None = None,
+    created_by: str | None = None,
+) -> None:
     session.add(
         PlanVersionRecord(
             version=plan.version,
             default_rate_bps=plan.default_rate_bps,
             effective_from=effective_from,
+            created_at=created_at,
+            created_by=created_by,
         )
     )
     for scope, rates in (("sku", plan.by_sku), ("category", plan.by_category)):
@@ -260,6 +308,25 @@ def add_plan_version(session: Session, plan: domain.RatePlan, effective_from: da
                     fen_per_unit=rate.fen_per_unit,
                 )
             )
+
+
+def copy_plan_versions(source: sa.Engine, target: sa.Engine) -> int:
+    """Copy the plan versions of a live store into a fresh one (returns how many).
+
+    Plan versions come from HTTP, not from a topic: a replay into a fresh store needs them
+    first, or it would price every order at the configured default rate (version 0).
+    """
+    db.create_schema(target, TABLES)
+    tables = [_table(PlanVersionRecord), _table(PlanRateRecord)]
+    with source.connect() as reading, target.begin() as writing:
+        rows = {
+            table: [dict(row._mapping) for row in reading.execute(sa.select(table))]
+            for table in tables
+        }
+        for table in tables:
+            if rows[table]:
+                writing.execute(sa.insert(table), rows[table])
+    return len(rows[tables[0]])
 
 
 # ── reads of one order ────────────────────────────────────────────────────────────────
@@ -312,7 +379,8 @@ class Batch:
     the handlers then read and change this state, so each event sees the effects of the
     earlier ones without SQL. History (orders, completions, refund lines, qualification
     transitions, the audit trail) is staged on the unit of work; commissions, which change,
-    are written just before the transaction commits (and before a tick reads the store).
+    are written once when the unit of work ends (`UnitOfWork.before_flush`), and before a
+    tick reads the store.
     """
 
     def __init__(self, uow: UnitOfWork) -> None:
@@ -326,7 +394,7 @@ class Batch:
         self._of_order: dict[str, list[domain.Commission]] = {}
         self._of_distributor: dict[str, list[domain.Commission]] = {}
         self._changed = _Changes(CommissionRecord)
-        listen(uow.session, "before_commit", lambda _session: self.write())
+        uow.before_flush(self.write)
 
     def load(
         self,
@@ -505,7 +573,7 @@ class Batch:
         version when it already holds one."""
         kept = []
         columns = list(rows.keys())
-        for values in rows.tuples():
+        for values in rows:
             row = dict(zip(columns, values, strict=True))
             commission = self.commissions.get(row["commission_id"])
             if commission is None:
@@ -640,3 +708,54 @@ def totals_by_status(
         totals["reversed"] += int(reversed_fen or 0)
         totals["voided"] += int(voided or 0)
     return totals
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A consumed event that bears on one commission (`kind`: attributed, completed,
+    refunded, qualification)."""
+
+    kind: str
+    event_id: str
+    occurred_at: datetime
+    status: str | None = None
+    refund_id: str | None = None
+    refund_amount_fen: int | None = None
+
+
+def facts_of(session: Session, commission: CommissionRecord) -> list[Fact]:
+    """The attribution, completion and refunds of its line, and the distributor's
+    qualification history (what `domain.assess` read), oldest first."""
+    facts: list[Fact] = []
+    order = session.get(OrderRecord, commission.order_id)
+    if order is not None:
+        facts.append(Fact("attributed", order.event_id, order.paid_at))
+    completed = session.get(CompletionRecord, commission.order_id)
+    if completed is not None:
+        facts.append(Fact("completed", completed.event_id, completed.completed_at))
+    refunds = select(RefundLineRecord).where(
+        RefundLineRecord.order_id == commission.order_id,
+        RefundLineRecord.line_id == commission.line_id,
+    )
+    facts += [
+        Fact("refunded", r.event_id, r.refunded_at, refund_id=r.refund_id,
+             refund_amount_fen=r.refund_amount_fen)
+        for r in session.exec(refunds)
+    ]  # fmt: skip
+    changes = select(StatusChangeRecord).where(
+        StatusChangeRecord.distributor_id == commission.distributor_id
+    )
+    facts += [
+        Fact("qualification", c.event_id, c.occurred_at, status=c.status)
+        for c in session.exec(changes.order_by(col(StatusChangeRecord.id)))
+    ]
+    return sorted(facts, key=lambda fact: fact.occurred_at)
+
+
+def inbox_positions(session: Session, event_ids: Iterable[str]) -> dict[str, db.InboxRecord]:
+    """Where each consumed event was read (topic, partition, offset), by ce_id."""
+    positions: dict[str, db.InboxRecord] = {}
+    for chunk in _chunks(set(event_ids)):
+        query = select(db.InboxRecord).where(col(db.InboxRecord.ce_id).in_(chunk))
+        positions.update({row.ce_id: row for row in session.exec(query)})
+    return positions
