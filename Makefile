@@ -17,7 +17,6 @@ FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_te
 
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
-LINT_DIRS := libs services tools tests benchmarks demo
 
 .PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts
 
@@ -70,13 +69,14 @@ contracts:
 	uv run python -m fx_common.contracts.export contracts/
 	uv run python -m fx_common.asyncapi contracts/asyncapi/cluster.json
 
-# mypy refuses a directory without Python files: check only those that have some.
+# One mypy run per package: each service's tests have a conftest.py, and one run over all of
+# them would see several top-level modules named `conftest`.
+MYPY_TARGETS := libs/common services/referral-binding services/qualification services/commission \
+	services/payout tools/fxctl "tests benchmarks demo"
 lint:
 	uv run ruff check .
 	uv run ruff format --check .
-	dirs=$$(for d in $(LINT_DIRS); do \
-		[[ -n "$$(find "$$d" -name '*.py' -print -quit 2>/dev/null)" ]] && echo "$$d"; done || true); \
-	if [[ -n "$$dirs" ]]; then uv run mypy $$dirs; fi
+	for target in $(MYPY_TARGETS); do uv run mypy $$target; done
 
 # Stops the local infrastructure first: var/ holds its data.
 clean: infra-down

@@ -224,9 +224,7 @@ async def passthrough(bootstrap: str, ns: str, n: int, paced: int, rate: int) ->
     await publish(bootstrap, ns, backlog, in_topic)
     args = [sys.executable, __file__, "--passthrough-worker", bootstrap, in_topic, out_topic,
             ns + "passthrough", str(n), str(n + paced)]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, limit=2**26
-    )
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, limit=2**26)
     assert proc.stdout is not None
     with RssSampler(proc.pid) as rss:
         drained = json.loads(await proc.stdout.readline())

@@ -89,13 +89,14 @@ class Harness:
     def qualification(self, outcome: str, at: datetime, *, user: str = "d-1") -> BatchOutcome:
         """`outcome`: applied, assessment_started, qualified, assessment_failed, revoked, …"""
         data: dict[str, Any] = {"user_id": user}
-        data |= {
+        extra: dict[str, dict[str, Any]] = {
             "assessment_started": {"deadline": at.isoformat(), "required_orders": 3},
             "assessment_progressed": {"qualifying_orders": 1, "required_orders": 3},
             "qualified": {"order_ids": ["o-1"]},
             "assessment_failed": {"qualifying_orders": 1},
             "revoked": {"reason": "fake orders"},
-        }.get(outcome, {})
+        }
+        data |= extra.get(outcome, {})
         return self.send(f"fx.distributor.{outcome}", data, at)
 
     def published(self) -> list[Event]:
@@ -127,10 +128,8 @@ class Harness:
             (e.id, e.type, e.time, e.subject, e.data.model_dump()) for e in self.published()
         ]
         with Session(self.engine) as session:
-            stored = {
-                table.__tablename__: [  # type: ignore[attr-defined]
-                    row.model_dump() for row in session.exec(select(table))
-                ]
+            stored: dict[str, list[dict[str, Any]]] = {
+                str(table.__tablename__): [row.model_dump() for row in session.exec(select(table))]
                 for table in store.TABLES
             }
         stored = {name: sorted(rows, key=repr) for name, rows in stored.items()}

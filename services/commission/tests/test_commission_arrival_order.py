@@ -200,8 +200,8 @@ def test_outcome_does_not_depend_on_arrival_order(
     # accrued − voided − adjusted away − reversed, from the events alone
     worth: dict[str, int] = dict.fromkeys(s.lines, 0)
     for event in h.published():
-        line_id: str = event.data.line_id  # type: ignore[attr-defined]
-        amount: int = event.data.amount_fen  # type: ignore[attr-defined]
+        line_id: str = event.data.line_id
+        amount: int = event.data.amount_fen
         if event.type == "fx.commission.settled":
             running[line_id] += amount
         elif event.type == "fx.commission.reversed":

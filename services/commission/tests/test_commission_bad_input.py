@@ -108,7 +108,7 @@ def test_refunds_beyond_the_paid_amount_count_up_to_it_before_settlement(harness
     by_line = {c.line_id: (c.status, c.refunded_fen, c.amount_fen, c.voided_fen)
                for c in h.commissions()}  # fmt: skip
     assert by_line == {"l-1": ("voided", 10000, 0, 1000), "l-2": ("voided", 10000, 0, 400)}
-    assert [(e.type, e.data.amount_fen) for e in h.published()][2:] == [  # type: ignore[attr-defined]
+    assert [(e.type, e.data.amount_fen) for e in h.published()][2:] == [
         ("fx.commission.voided", 1000),
         ("fx.commission.adjusted", 400),
         ("fx.commission.voided", 400),
@@ -129,7 +129,7 @@ def test_a_refund_beyond_the_paid_amount_after_settlement_claws_back_only_what_s
     assert (commission.status, commission.settled_fen, commission.reversed_fen) == (
         "reversed", 1000, 1000,
     )  # fmt: skip
-    assert [e.data.amount_fen for e in h.published() if e.type.endswith("reversed")] == [1000]  # type: ignore[attr-defined]
+    assert [e.data.amount_fen for e in h.published() if e.type.endswith("reversed")] == [1000]
 
 
 def test_a_refund_of_an_order_never_attributed_is_kept_and_publishes_nothing(
@@ -154,7 +154,7 @@ def test_a_refund_arriving_in_an_earlier_batch_than_its_attribution_is_applied(
     h.tick(T0 + 2 * DAY)
     h.qualification("qualified", T0 - DAY)
     h.attribute("o-1", {"l-1": 10000}, T0)
-    assert [(e.type, e.data.amount_fen) for e in h.published()] == [  # type: ignore[attr-defined]
+    assert [(e.type, e.data.amount_fen) for e in h.published()] == [
         ("fx.commission.accrued", 1000),
         ("fx.commission.adjusted", 750),
     ]

@@ -24,7 +24,7 @@ HOLD = timedelta(days=7)
 def kinds(h: Harness) -> list[tuple[str, str, int | None]]:
     """(type without prefix, line, amount) of every published commission event."""
     return [
-        (e.type.removeprefix("fx.commission."), e.data.line_id, e.data.amount_fen)  # type: ignore[attr-defined]
+        (e.type.removeprefix("fx.commission."), e.data.line_id, e.data.amount_fen)
         for e in h.published()
     ]
 
@@ -51,12 +51,12 @@ def test_the_sample_story_from_held_to_clawback(harness: Harness) -> None:
     ]
     events = h.published()
     accrued = events[0].data
-    assert (accrued.status, accrued.rate_bps, accrued.plan_version) == ("held", 1000, 0)  # type: ignore[attr-defined]
+    assert (accrued.status, accrued.rate_bps, accrued.plan_version) == ("held", 1000, 0)
     assert events[4].time == T0 + 2 * DAY + HOLD  # settled as of the end of the hold
-    assert events[6].data.refund_id == "r-1"  # type: ignore[attr-defined]
-    assert all(e.data.distributor_id == "d-1" for e in events)  # type: ignore[attr-defined]
+    assert events[6].data.refund_id == "r-1"
+    assert all(e.data.distributor_id == "d-1" for e in events)
     assert all(e.source == "/fx/commission" for e in events)
-    assert all(e.subject == e.data.commission_id for e in events)  # type: ignore[attr-defined]
+    assert all(e.subject == e.data.commission_id for e in events)
     first = h.commission("o-1", "l-1")
     assert (first.status, first.amount_fen, first.settled_fen, first.reversed_fen) == (
         "settled", 1290, 2580, 1290,
@@ -67,7 +67,7 @@ def test_qualified_before_the_attribution_accrues_pending(harness: Harness) -> N
     harness.qualification("qualified", T0 - DAY)
     harness.attribute("o-1", {"l-1": 10000}, T0)
     assert kinds(harness) == [("accrued", "l-1", 1000)]
-    assert harness.published()[0].data.status == "pending"  # type: ignore[attr-defined]
+    assert harness.published()[0].data.status == "pending"
 
 
 def test_the_qualifying_order_arriving_after_the_qualification_is_pending(harness: Harness) -> None:
@@ -118,7 +118,7 @@ def test_failure_voids_held_commission_for_good(harness: Harness) -> None:
     h.qualification("assessment_started", T0 + 32 * DAY)
     h.qualification("qualified", T0 + 40 * DAY)
     assert kinds(h) == [("accrued", "l-1", 1000), ("voided", "l-1", 1000)]
-    assert h.published()[1].data.reason == domain.VOID_FAILED  # type: ignore[attr-defined]
+    assert h.published()[1].data.reason == domain.VOID_FAILED
 
 
 def test_an_order_of_the_second_attempt_is_released_by_its_qualification(harness: Harness) -> None:
@@ -145,7 +145,7 @@ def test_revocation_voids_what_had_not_settled_by_then_and_keeps_the_rest(harnes
         "o-late": ("reversed", 0),
         "o-open": ("voided", 0),
     }
-    tail = [(e.type, e.data.order_id) for e in h.published()][-2:]  # type: ignore[attr-defined]
+    tail = [(e.type, e.data.order_id) for e in h.published()][-2:]
     assert sorted(tail) == [
         ("fx.commission.reversed", "o-late"), ("fx.commission.voided", "o-open"),
     ]  # fmt: skip
@@ -183,7 +183,7 @@ def test_the_plan_version_in_force_at_payment_is_used(harness: Harness) -> None:
         ("o-1", "l-2"): (1, 600, 6000),
         ("o-new", "l-1"): (2, 2000, 2000),
     }
-    assert {e.data.plan_version for e in h.published()} == {0, 1, 2}  # type: ignore[attr-defined]
+    assert {e.data.plan_version for e in h.published()} == {0, 1, 2}
 
 
 def test_every_change_is_in_the_audit_trail(harness: Harness) -> None:
