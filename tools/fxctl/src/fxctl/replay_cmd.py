@@ -21,7 +21,11 @@ from fxctl.context import run, target
 from fxctl.output import console, fail
 from fxctl.parsing import parse_time
 
-OUTBOX = "SELECT ce_id, topic, key, value FROM fx_outbox"
+# What consumed records caused (events and dead letters): HTTP commands are on no topic.
+OUTBOX = (
+    "SELECT ce_id, topic, key, value FROM fx_outbox"
+    " WHERE ce_id IS NULL OR cause_id IN (SELECT ce_id FROM fx_inbox)"
+)
 SHOWN = 5
 
 OutboxRow = tuple[str | None, str, str | None, bytes | None]
@@ -75,6 +79,19 @@ def _describe(row: OutboxRow) -> str:
     return f"ce_id={row[0]} topic={row[1]} key={row[2]} value={value[:120]}"
 
 
+def seed_plan_versions(spec: ServiceSpec, live_url: str, url: str) -> None:
+    """Commission plan versions come from HTTP, not from a topic: copy them first."""
+    from commission.store import copy_plan_versions
+
+    live, fresh = db.make_engine(live_url), db.make_engine(url)
+    try:
+        db.create_schema(fresh, spec.tables)
+        copy_plan_versions(live, fresh)
+    finally:
+        live.dispose()
+        fresh.dispose()
+
+
 def default_store(service: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"sqlite:///{Path('var/replay') / f'{service}-{stamp}.db'}"
@@ -117,6 +134,8 @@ def replay_command(
     with out.status(f"reading {', '.join(topics)} up to their end offsets…"):
         partitions = run(where, read_topics(where.bootstrap, topics))
     total = sum(len(records) for records in partitions.values())
+    if service == "commission" and compare_with is not None:
+        seed_plan_versions(spec, compare_with, url)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
