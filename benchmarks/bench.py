@@ -460,8 +460,11 @@ async def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.services.split(","):
+            # Its own namespace: one service's outputs are another's inputs.
+            own = f"{ns}{name}."
+            await ensure_topics(bootstrap, [own + t for t in all_topics()], 3)
             result = await run_service(
-                bootstrap, ns, name, args.events, args.paced, args.rate, Path(tmp)
+                bootstrap, own, name, args.events, args.paced, args.rate, Path(tmp)
             )
             print(f"{name}: {result.rate:.0f} events/s", flush=True)
             results.append(result)
