@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from fx_common.testing import record
 from qualification import store
 from qualification.app import SPEC
 from qualification.domain import Policy, Qualification, Status
+from qualification.handlers import tick_with_grace
 
 CONFIRMED_AT = datetime(2026, 1, 1, 10, tzinfo=UTC)
 DEADLINE = CONFIRMED_AT + timedelta(days=30)
@@ -202,6 +204,30 @@ def test_an_order_paid_after_the_deadline_never_counts_even_before_the_tick(
     assert [e.type for e in published(engine)][-1] == "fx.distributor.assessment_failed"
     assert published(engine)[-1].data.qualifying_orders == 2  # type: ignore[attr-defined]
     assert "o-late" not in loaded(engine).orders
+
+
+def test_with_a_grace_period_an_order_paid_in_time_but_arriving_late_still_counts(
+    engine: Engine,
+) -> None:
+    seed(engine)
+    spec = dataclasses.replace(SPEC, on_tick=tick_with_grace(timedelta(hours=1)))
+    graced = processor_for(spec, engine, SimulatedClock(CONFIRMED_AT))
+    graced.process([attributed("o-1"), attributed("o-2")])
+    graced.process([clock(DEADLINE + timedelta(minutes=30))])
+    assert loaded(engine).status.value == "assessing"  # the window closed, the grace has not
+    graced.process([attributed("o-3", DEADLINE - timedelta(seconds=1))])
+    assert loaded(engine).status.value == "qualified"
+    graced.process([clock(DEADLINE + timedelta(hours=2))])
+    assert loaded(engine).status.value == "qualified"
+
+
+def test_after_the_grace_period_the_candidate_fails_at_the_deadline(engine: Engine) -> None:
+    seed(engine)
+    spec = dataclasses.replace(SPEC, on_tick=tick_with_grace(timedelta(hours=1)))
+    graced = processor_for(spec, engine, SimulatedClock(CONFIRMED_AT))
+    graced.process([attributed("o-1"), clock(DEADLINE + timedelta(hours=1, seconds=1))])
+    assert loaded(engine).status.value == "failed"
+    assert loaded(engine).failed_at == DEADLINE
 
 
 def test_history_mirrors_what_was_published(engine: Engine) -> None:

@@ -10,7 +10,7 @@ from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
 from fx_common.http import serve
 from fx_common.runtime import ServiceSpec
 from qualification.api import router
-from qualification.handlers import HANDLERS, on_tick, prepare
+from qualification.handlers import HANDLERS, prepare, tick_with_grace
 from qualification.settings import QualificationSettings
 from qualification.store import TABLES
 
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     tables=TABLES,
     outputs=[QUALIFICATION],
     router=router,
-    on_tick=on_tick,
+    on_tick=tick_with_grace(QualificationSettings().assessment_grace),
     prepare=prepare,
     settings_cls=QualificationSettings,
 )

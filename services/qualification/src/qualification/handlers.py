@@ -13,7 +13,7 @@ fails), changes them in memory and writes them back once, as its transaction com
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fx_common.contracts import qualification as published
 from fx_common.contracts.attributions import (
@@ -25,7 +25,7 @@ from fx_common.contracts.attributions import (
 from fx_common.contracts.base import ContractModel
 from fx_common.contracts.topics import QUALIFICATION
 from fx_common.envelope import Event
-from fx_common.processing import Handler, UnitOfWork
+from fx_common.processing import Handler, TickHandler, UnitOfWork
 from qualification import store
 from qualification.domain import (
     Applied,
@@ -116,6 +116,15 @@ def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
     amount_fen = sum(line.refund_amount_fen for line in data.lines)
     events = qualification.order_refunded(data.order_id, data.refund_id, amount_fen, at=event.time)
     record(uow, qualification, events)
+
+
+def tick_with_grace(grace: timedelta) -> TickHandler:
+    """The sweeper, failing a candidate only once `grace` has passed after the deadline."""
+
+    def tick(uow: UnitOfWork, now: datetime) -> None:
+        on_tick(uow, now - grace)
+
+    return tick
 
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:

@@ -33,6 +33,11 @@ class QualificationSettings(ServiceSettings):
     assessment_window: timedelta = timedelta(days=30)
     assessment_counts_own_orders: bool = True
     reapply_cooldown: timedelta = timedelta(0)
+    # How long after a deadline the sweeper waits before failing a candidate short of the
+    # count: an order paid inside the window may still be on its way (consumer lag upstream;
+    # e.g. FX_ASSESSMENT_GRACE=PT1H). Default 0: fail as soon as the clock passes the deadline.
+    # The failure is still dated at the deadline; orders paid after it never count.
+    assessment_grace: timedelta = timedelta(0)
     distributor_discount_bps: int = Field(500, ge=0, le=10_000)
     wecom_webhook_secret: SecretStr | None = None
 
