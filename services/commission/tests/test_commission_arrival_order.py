@@ -181,6 +181,10 @@ def reference(s: Scenario, line_id: str) -> Expected:
     if not kept:
         return Expected(0, after_refunds, frozenset({"held"}))
     status = "settled" if due else "frozen" if settle_at is not None else "pending"
+    if due and refunded:
+        # A refund dated before settlement but processed after the tick that settled the line
+        # is clawed back (published events are never taken back): same money, other status.
+        return Expected(net, after_refunds, frozenset({"settled", "reversed"}))
     return Expected(net, after_refunds, frozenset({status}))
 
 
