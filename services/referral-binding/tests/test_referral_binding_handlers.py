@@ -298,3 +298,102 @@ def test_protection_period_comes_from_configuration(new_harness: HarnessFactory)
     rb = new_harness("p", period=timedelta(hours=1))
     rb.run(rb.started("d1", day(0)), rb.visit("s1", "d1", "c1", day(1)))
     assert rb.bindings("c1")[0].protected_until == day(1) + timedelta(hours=1)
+
+
+# --- a visit processed before the sharer's eligibility (which happened earlier) ---
+
+
+def test_visit_refused_before_the_sharers_earlier_eligibility_binds_when_it_arrives(
+    rb: Harness,
+) -> None:
+    rb.run(rb.visit("s1", "d1", "c1", day(1), event_id="v1"))
+    [refused] = rb.visits()
+    assert refused.outcome == VisitOutcome.SHARER_INELIGIBLE
+    assert rb.published() == []
+
+    rb.run(rb.started("d1", day(0)))
+    [created] = rb.published("fx.binding.created")
+    assert isinstance(created.data, BindingCreated)
+    assert created.data.binding_id == binding_id_for("v1")
+    assert (created.data.customer_id, created.data.distributor_id) == ("c1", "d1")
+    assert created.data.protected_until == day(1) + PERIOD
+    assert created.time == day(1)
+    [binding] = rb.bindings("c1")
+    assert (binding.binding_id, binding.bound_at) == (binding_id_for("v1"), day(1))
+    [reopened] = rb.visits()
+    assert (reopened.outcome, reopened.binding_id) == (VisitOutcome.BOUND, binding_id_for("v1"))
+
+
+def test_reopened_visits_are_decided_in_time_order_and_only_from_the_eligibility_on(
+    rb: Harness,
+) -> None:
+    rb.run(
+        rb.visit("s1", "d1", "c1", day(3), event_id="v3"),
+        rb.visit("s1", "d1", "c1", day(1), event_id="v1"),  # before the eligibility
+        rb.visit("s1", "d1", "c1", day(2), event_id="v2"),
+    )
+    rb.run(rb.started("d1", day(1.5)))
+    [created] = data(rb.published("fx.binding.created"))
+    assert created.binding_id == binding_id_for("v2")
+    assert [(v.event_id, v.outcome) for v in rb.visits()] == [
+        ("v1", VisitOutcome.SHARER_INELIGIBLE),
+        ("v2", VisitOutcome.BOUND),
+        ("v3", VisitOutcome.ALREADY_BOUND),
+    ]
+
+
+def test_reopened_visit_in_the_same_batch_as_the_eligibility_binds(rb: Harness) -> None:
+    rb.run(rb.visit("s1", "d1", "c1", day(1), event_id="v1"), rb.started("d1", day(0)))
+    assert [b.binding_id for b in rb.bindings("c1")] == [binding_id_for("v1")]
+    [visit] = rb.visits()
+    assert visit.outcome == VisitOutcome.BOUND
+
+
+def test_reopened_visit_is_late_when_the_visitor_already_paid_later(rb: Harness) -> None:
+    rb.run(rb.visit("s1", "d1", "c1", day(1), event_id="v1"))
+    rb.run(rb.paid("o1", "c1", day(2)))  # nobody eligible then as known: unattributed
+    assert rb.orders()["o1"].distributor_id is None
+
+    rb.run(rb.started("d1", day(0)))
+    assert rb.published("fx.binding.created") == []
+    assert rb.bindings("c1") == []
+    [visit] = rb.visits()
+    assert (visit.outcome, visit.binding_id) == (VisitOutcome.LATE, None)
+    assert rb.orders()["o1"].distributor_id is None  # attribution is not revisited
+
+
+def test_visit_first_arrival_binds_as_the_event_time_order_does(
+    new_harness: HarnessFactory,
+) -> None:
+    in_time, visit_first = new_harness("in_time"), new_harness("visit_first")
+    records = {
+        "started": in_time.started("d1", day(0)),
+        "v1": in_time.visit("s1", "d1", "c1", day(1), event_id="v1"),
+        "v2": in_time.visit("s1", "d1", "c2", day(2), event_id="v2"),
+        "v3": in_time.visit("s1", "d1", "c1", day(3), event_id="v3"),
+    }
+    in_time.run_each(*(records[k] for k in ("started", "v1", "v2", "v3")))
+    visit_first.run_each(*(records[k] for k in ("v1", "v2", "v3", "started")))
+
+    def created(harness: Harness) -> list[tuple[str, str, str, datetime]]:
+        out = []
+        for event in harness.published("fx.binding.created"):
+            assert isinstance(event.data, BindingCreated)
+            out.append(
+                (
+                    event.data.binding_id,
+                    event.data.customer_id,
+                    event.data.distributor_id,
+                    event.time,
+                )
+            )
+        return sorted(out)
+
+    assert created(visit_first) == created(in_time)
+    assert {binding_id for binding_id, *_ in created(in_time)} == {
+        binding_id_for("v1"),
+        binding_id_for("v2"),
+    }
+    assert [(v.event_id, v.outcome) for v in visit_first.visits()] == [
+        (v.event_id, v.outcome) for v in in_time.visits()
+    ]

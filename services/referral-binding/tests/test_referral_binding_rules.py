@@ -126,6 +126,22 @@ def test_switches_through_the_handlers(new_harness: HarnessFactory) -> None:
     assert rb.published("fx.order.attributed") == [], "a distributor's own order: not self"
 
 
+def test_a_candidates_refused_visit_binds_once_a_qualification_before_it_arrives(
+    new_harness: HarnessFactory,
+) -> None:
+    rb = new_harness()
+    settings = ReferralBindingSettings(
+        protection_period=PERIOD, bind_candidates=False, redis_url=""
+    )
+    rb.processor = processor_for(spec_for(settings), rb.engine)
+    rb.run(rb.started("cand", day(0)))
+    rb.run(rb.visit("s1", "cand", "c1", day(2)))
+    assert [v.outcome for v in rb.visits()] == [VisitOutcome.SHARER_NOT_QUALIFIED]
+    rb.run(rb.qualified("cand", day(1)))
+    assert [v.outcome for v in rb.visits()] == [VisitOutcome.BOUND]
+    assert [(b.distributor_id, b.bound_at) for b in rb.bindings("c1")] == [("cand", day(2))]
+
+
 @pytest.mark.parametrize(
     ("bind", "own"), list(itertools.product(["true", "false"], ["true", "false"]))
 )

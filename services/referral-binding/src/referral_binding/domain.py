@@ -271,6 +271,12 @@ class VisitOutcome(StrEnum):
     LATE = "late"
 
 
+REOPENABLE = frozenset({VisitOutcome.SHARER_INELIGIBLE, VisitOutcome.SHARER_NOT_QUALIFIED})
+"""Visit outcomes that a sharer's eligibility learnt late may change: when a change arrives
+that makes the sharer eligible from S, their visits so refused at or after S are decided
+again, in `visited_at` order, by the same rules at the visit's time (`late` included)."""
+
+
 @dataclass(frozen=True)
 class VisitDecision:
     outcome: VisitOutcome

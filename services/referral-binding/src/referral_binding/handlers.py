@@ -62,6 +62,7 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
     distributors: set[str] = set()
     orders: set[str] = set()
     sharers: set[str] = set()
+    reopen: dict[str, datetime] = {}
     for event in events:
         data = event.data
         if isinstance(data, mall_shares.ShareCreated):
@@ -80,8 +81,16 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
             orders.add(data.order_id)
         elif isinstance(data, _ELIGIBILITY_MODELS):
             distributors.add(data.user_id)
+            if _ELIGIBLE_FROM[event.type]:
+                known = reopen.get(data.user_id)
+                reopen[data.user_id] = event.time if known is None else min(known, event.time)
     store.batch_of(uow).load(
-        shares=shares, customers=customers, distributors=distributors, orders=orders, users=sharers
+        shares=shares,
+        customers=customers,
+        distributors=distributors,
+        orders=orders,
+        users=sharers,
+        reopen=reopen,
     )
 
 
@@ -134,16 +143,6 @@ def on_share_created(uow: UnitOfWork, event: Event) -> None:
         product_sku=data.product_sku,
         channel=data.channel,
     )
-
-
-def on_eligibility_changed(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    if not isinstance(data, _ELIGIBILITY_MODELS):
-        raise TypeError(f"{event.type} decoded to {type(data).__name__}")
-    user_id, batch = data.user_id, store.batch_of(uow)
-    batch.add_eligibility(event.id, user_id, event.time, _ELIGIBLE_FROM[event.type], event.type)
-    open_bindings = batch.open_bindings_of_distributor(user_id)
-    _record(uow, domain.distributor_changed(open_bindings, batch.eligibility_of(user_id)))
 
 
 def on_order_completed(uow: UnitOfWork, event: Event) -> None:
@@ -208,35 +207,91 @@ def handlers_for(
 ) -> dict[str, Handler]:
     """The handlers, with the protection period and rules the service is configured with."""
 
+    def decide_visit(
+        uow: UnitOfWork,
+        *,
+        event_id: str,
+        share_id: str,
+        sharer_id: str,
+        visitor_id: str,
+        visited_at: datetime,
+    ) -> tuple[domain.VisitOutcome, str | None, str | None]:
+        """Apply the visit rules at `visited_at`, recording what they did: (outcome, binding
+        id, distributor whose protection covered the visit)."""
+        batch = store.batch_of(uow)
+        result = domain.visit(
+            binding_id=binding_id_for(event_id),
+            share_id=share_id,
+            sharer_id=sharer_id,
+            visitor_id=visitor_id,
+            visited_at=visited_at,
+            period=protection_period,
+            customer=batch.customer(visitor_id),
+            eligibility_of=batch.eligibility_of,
+            rules=rules,
+        )
+        _record(uow, result.events)
+        outcome, protected_by = result.decision.outcome, result.decision.protected_by
+        bound = outcome is domain.VisitOutcome.BOUND
+        return (
+            outcome,
+            binding_id_for(event_id) if bound else None,
+            protected_by.distributor_id if protected_by else None,
+        )
+
     def on_share_visited(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_shares.ShareVisited)
         batch = store.batch_of(uow)
         # The visit names its sharer, so a share we have not seen created is no error.
         batch.record_share(data.share_id, data.sharer_id, event.time, created=False)
-        result = domain.visit(
-            binding_id=binding_id_for(event.id),
+        outcome, binding_id, protected_by = decide_visit(
+            uow,
+            event_id=event.id,
             share_id=data.share_id,
             sharer_id=data.sharer_id,
             visitor_id=data.visitor_id,
             visited_at=event.time,
-            period=protection_period,
-            customer=batch.customer(data.visitor_id),
-            eligibility_of=batch.eligibility_of,
-            rules=rules,
         )
-        _record(uow, result.events)
-        bound = result.decision.outcome is domain.VisitOutcome.BOUND
-        protected_by = result.decision.protected_by
         batch.add_visit(
             event_id=event.id,
             share_id=data.share_id,
             sharer_id=data.sharer_id,
             visitor_id=data.visitor_id,
             visited_at=event.time,
-            outcome=result.decision.outcome,
-            binding_id=binding_id_for(event.id) if bound else None,
-            protected_by=protected_by.distributor_id if protected_by else None,
+            outcome=outcome,
+            binding_id=binding_id,
+            protected_by=protected_by,
         )
+
+    def on_eligibility_changed(uow: UnitOfWork, event: Event) -> None:
+        """Record the change and release the user's bindings it makes ineligible; a change
+        making the user eligible from its time S reopens their visits refused as not
+        eligible at or after S (arrived before it), decided again in `visited_at` order."""
+        data = event.data
+        if not isinstance(data, _ELIGIBILITY_MODELS):
+            raise TypeError(f"{event.type} decoded to {type(data).__name__}")
+        user_id, batch = data.user_id, store.batch_of(uow)
+        eligible = _ELIGIBLE_FROM[event.type]
+        batch.add_eligibility(event.id, user_id, event.time, eligible, event.type)
+        open_bindings = batch.open_bindings_of_distributor(user_id)
+        _record(uow, domain.distributor_changed(open_bindings, batch.eligibility_of(user_id)))
+        if not eligible:
+            return
+        for visit in batch.reopenable_visits(user_id, event.time):
+            outcome, binding_id, protected_by = decide_visit(
+                uow,
+                event_id=visit["event_id"],
+                share_id=visit["share_id"],
+                sharer_id=visit["sharer_id"],
+                visitor_id=visit["visitor_id"],
+                visited_at=visit["visited_at"],
+            )
+            batch.redecide_visit(
+                visit["event_id"],
+                outcome=outcome,
+                binding_id=binding_id,
+                protected_by=protected_by,
+            )
 
     def on_order_paid(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_orders.OrderPaid)

@@ -19,6 +19,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from fx_common.contracts.qualification import DISTRIBUTOR_QUALIFIED
 from fx_common.processing import UnitOfWork
 from referral_binding.domain import (
+    REOPENABLE,
     Basis,
     Binding,
     CustomerBindings,
@@ -248,6 +249,7 @@ _SHARES = _table(RbShare)
 _BINDINGS = _table(RbBinding)
 _ORDERS = _table(RbOrder)
 _ELIGIBILITY = _table(RbEligibility)
+_VISITS = _table(RbVisit)
 _BATCH = "referral-binding"
 _Columns = tuple[Any, ...]
 
@@ -265,8 +267,8 @@ class Batch:
 
     `load` reads, in a few set-based queries, every row the batch's handlers will look up;
     the handlers then read and change this state, so each event sees the effects of the
-    earlier ones without SQL. Appended rows (visits, eligibility changes, extensions, orders)
-    are staged on the unit of work; shares and bindings, which change, are written once,
+    earlier ones without SQL. Appended rows (eligibility changes, extensions, orders) are
+    staged on the unit of work; shares, bindings and visits, which change, are written once,
     when the unit of work flushes.
     """
 
@@ -279,8 +281,12 @@ class Batch:
         self.of_distributor: dict[str, set[str]] = {}
         self.latest_order_paid_at: dict[str, datetime | None] = {}
         self.order_distributor: dict[str, str | None] = {}
+        self.visits: dict[str, dict[str, Any]] = {}
+        """Reopenable visits (`REOPENABLE` outcomes) of the sharers loaded to reopen."""
+        self.reopenable_of: dict[str, set[str]] = {}
         self._changed_shares = _Changes(RbShare)
         self._changed_bindings = _Changes(RbBinding)
+        self._changed_visits = _Changes(RbVisit)
         self.changed_customers: set[str] = set()
         """Customers whose bindings this unit of work changed (their cached answers go)."""
         uow.before_flush(self.write)
@@ -293,10 +299,23 @@ class Batch:
         distributors: set[str],
         orders: set[str],
         users: set[str],
+        reopen: Mapping[str, datetime] | None = None,
     ) -> None:
-        """The shares; the customers' bindings and latest paid order; the distributors' open
-        bindings; the orders; the eligibility of `users`, the customers, the distributors and
-        the sharers and bound distributors of all of these."""
+        """The shares; the visits of each sharer of `reopen` refused as not eligible at or
+        after the time it maps to (their visitors join the customers); the customers'
+        bindings and latest paid order; the distributors' open bindings; the orders; the
+        eligibility of `users`, the customers, the distributors and the sharers and bound
+        distributors of all of these."""
+        reopen = reopen or {}
+        self.reopenable_of.update({sharer: set() for sharer in reopen})
+        if reopen:
+            refused = sa.select(_VISITS).where(
+                _VISITS.c.outcome.in_(sorted(o.value for o in REOPENABLE)),
+                _VISITS.c.visited_at >= min(reopen.values()),
+            )
+            for row in self._each(refused, _VISITS.c.sharer_id, set(reopen)):
+                self._remember_visit(row._asdict())
+            customers = customers | {v["visitor_id"] for v in self.visits.values()}
         self.of_customer.update({customer: set() for customer in customers})
         self.latest_order_paid_at.update({customer: None for customer in customers})
         self.of_distributor.update({distributor: set() for distributor in distributors})
@@ -445,17 +464,55 @@ class Batch:
         binding_id: str | None,
         protected_by: str | None,
     ) -> None:
-        self.uow.stage(
-            RbVisit,
-            event_id=event_id,
-            share_id=share_id,
-            sharer_id=sharer_id,
-            visitor_id=visitor_id,
-            visited_at=visited_at,
-            outcome=outcome.value,
-            binding_id=binding_id,
-            protected_by=protected_by,
-        )
+        visit = {
+            "event_id": event_id,
+            "share_id": share_id,
+            "sharer_id": sharer_id,
+            "visitor_id": visitor_id,
+            "visited_at": visited_at,
+            "outcome": outcome.value,
+            "binding_id": binding_id,
+            "protected_by": protected_by,
+        }
+        self._changed_visits.put(event_id, visit, created=True)
+        self._remember_visit(visit)
+
+    def reopenable_visits(self, sharer_id: str, since: datetime) -> list[dict[str, Any]]:
+        """The sharer's visits refused as not eligible, at or after `since`, in time order
+        (only for the sharers loaded to reopen: a partial list would lie)."""
+        visits = (self.visits[v] for v in self.reopenable_of.get(sharer_id, ()))
+        chosen = (v for v in visits if v["visited_at"] >= since)
+        return sorted(chosen, key=lambda v: (v["visited_at"], v["event_id"]))
+
+    def redecide_visit(
+        self,
+        event_id: str,
+        *,
+        outcome: VisitOutcome,
+        binding_id: str | None,
+        protected_by: str | None,
+    ) -> None:
+        """Record the new outcome of a reopened visit (written once, with the batch)."""
+        visit = self.visits[event_id]
+        changed = {
+            **visit,
+            "outcome": outcome.value,
+            "binding_id": binding_id,
+            "protected_by": protected_by,
+        }
+        if changed == visit:
+            return
+        self._changed_visits.put(event_id, changed, created=False)
+        self.visits[event_id] = changed
+        if outcome not in REOPENABLE:
+            del self.visits[event_id]
+            self.reopenable_of[changed["sharer_id"]].discard(event_id)
+
+    def _remember_visit(self, visit: dict[str, Any]) -> None:
+        sharer_id = visit["sharer_id"]
+        if visit["outcome"] in REOPENABLE and sharer_id in self.reopenable_of:
+            self.visits[visit["event_id"]] = visit
+            self.reopenable_of[sharer_id].add(visit["event_id"])
 
     def is_paid(self, order_id: str) -> bool:
         return order_id in self.order_distributor
@@ -490,10 +547,11 @@ class Batch:
         self.latest_order_paid_at[buyer_id] = paid_at if latest is None else max(latest, paid_at)
 
     def write(self) -> None:
-        """Write the shares and bindings created or changed since the last write."""
+        """Write the shares, bindings and visits created or changed since the last write."""
         connection = self.uow.session.connection()
         self._changed_shares.write(connection)
         self._changed_bindings.write(connection)
+        self._changed_visits.write(connection)
 
 
 class _Changes:
