@@ -8,15 +8,15 @@ answerable. No function here commits: the unit of work owns the transaction.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, DateTime, Dialect, Index, and_, func, or_
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import ColumnElement, Index, and_, func, or_
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from fx_common.contracts.qualification import DISTRIBUTOR_QUALIFIED
+from fx_common.db import UtcDateTime
 from fx_common.processing import UnitOfWork
 from referral_binding.domain import (
     REOPENABLE,
@@ -28,29 +28,6 @@ from referral_binding.domain import (
     ReleaseReason,
     VisitOutcome,
 )
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in and out, on SQLite (which keeps no offset) and Postgres alike.
-
-    Values are stored as naive UTC on SQLite so that comparisons in SQL order correctly.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: times must be timezone-aware UTC")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _at(**kwargs: Any) -> Any:
