@@ -64,14 +64,27 @@ def processor_for(
     )
 
 
+def replication_for(brokers: int) -> tuple[int, int]:
+    """Replication factor and min ISR of a topic on a cluster of `brokers` live brokers.
+
+    Three copies when the cluster has three brokers or more, and `acks=all` needs all but one
+    of them: one broker may be lost without stopping writes or losing an acknowledged record.
+    """
+    factor = max(1, min(3, brokers))
+    return factor, max(1, factor - 1)
+
+
 async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
-    """Create missing topics (clock: one partition, so every move is ordered)."""
+    """Create missing topics (clock: one partition, so every move is ordered), replicated by
+    `replication_for` the brokers the cluster lists now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        factor, min_isr = replication_for(len((await admin.describe_cluster())["brokers"]))
+        configs = {"min.insync.replicas": str(min_isr)}
         wanted = [
-            NewTopic(t, 1 if t.endswith(CLOCK) else partitions, 1)
+            NewTopic(t, 1 if t.endswith(CLOCK) else partitions, factor, topic_configs=configs)
             for t in topics
             if t not in existing
         ]
