@@ -1,6 +1,10 @@
 """Throughput, latency and memory of each service's path, against the limit of the broker.
 
-    uv run python benchmarks/bench.py [--events N] [--services a,b]
+    uv run python benchmarks/bench.py [--events N] [--services a,b] [--save PATH] [--compare PATH]
+
+Every run is saved as JSON (`--save`, default benchmarks/results/<UTC timestamp>.json, ignored
+by git); `--compare PATH` prints each path's events/s as a ratio to a saved run, e.g. the
+figures measured before a change, back to back on the same machine.
 
 In one run, on the same broker: (1) a bare aiokafka consume→produce passthrough of N small
 events — the limit; (2) each service as its own process (its real SQLite store) consuming N
@@ -438,12 +442,58 @@ def report(limit: Result, results: list[Result]) -> None:
           "< 200 MB RSS")  # fmt: skip
 
 
+def as_json(r: Result) -> dict[str, Any]:
+    return {
+        "events": r.events,
+        "seconds": r.seconds,
+        "events_per_s": r.rate,
+        "p50_ms": r.percentile(50) if r.latencies_ms else None,
+        "p99_ms": r.percentile(99) if r.latencies_ms else None,
+        "peak_rss_mb": r.peak_rss_mb,
+    }
+
+
+def save(path: Path, args: argparse.Namespace, limit: Result, results: list[Result]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "at": now().isoformat(),
+        "events": args.events,
+        "paced": args.paced,
+        "rate": args.rate,
+        "passthrough": as_json(limit),
+        "services": {r.name: as_json(r) for r in results},
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nsaved {path}")
+
+
+def compare(path: Path, limit: Result, results: list[Result]) -> None:
+    before = json.loads(path.read_text())
+    print(f"\ncompared with {path} ({before['at']}, {before['events']} events per path)")
+    print(f"{'path':32} {'before/s':>9} {'now/s':>9} {'ratio':>7}")
+    rows = [("passthrough", limit, before.get("passthrough"))]
+    rows += [(r.name, r, before["services"].get(r.name)) for r in results]
+    for name, result, old in rows:
+        if old is None:
+            print(f"{name:32} {'-':>9} {result.rate:>9.0f} {'-':>7}")
+            continue
+        ratio = result.rate / old["events_per_s"]
+        print(f"{name:32} {old['events_per_s']:>9.0f} {result.rate:>9.0f} {ratio:>7.0%}")
+
+
+def default_save_path() -> Path:
+    return REPO / "benchmarks" / "results" / f"{now():%Y%m%dT%H%M%SZ}.json"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--services", default=",".join(WORKLOADS))
     parser.add_argument("--paced", type=int, default=2000, help="events of the latency phase")
     parser.add_argument("--rate", type=int, default=500, help="events/s of the latency phase")
+    parser.add_argument("--save", type=Path, help="JSON file of the results (default: "
+                        "benchmarks/results/<timestamp>.json)")  # fmt: skip
+    parser.add_argument("--compare", type=Path, help="a saved run to print ratios against")
     parser.add_argument("--passthrough-worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_worker:
@@ -469,6 +519,9 @@ async def main() -> None:
             print(f"{name}: {result.rate:.0f} events/s", flush=True)
             results.append(result)
     report(limit, results)
+    save(args.save or default_save_path(), args, limit, results)
+    if args.compare:
+        compare(args.compare, limit, results)
 
 
 if __name__ == "__main__":
