@@ -1,4 +1,4 @@
-"""docker-compose.yml is valid and wires every service the way CONTRACTS.md says.
+"""docker-compose.yml is valid and wires every service the way docs/contract.md says.
 
 No Docker engine runs here, but `docker-compose config -q` (v1) and `docker compose config -q`
 (v2) validate the file without one; whichever is installed is used. The structure checks run

@@ -1,4 +1,4 @@
-"""deploy/k8s is valid Kubernetes and wires every service the way CONTRACTS.md says.
+"""deploy/k8s is valid Kubernetes and wires every service the way docs/contract.md says.
 
 Standard resources are validated against the Kubernetes JSON schemas (kubernetes-validate, in
 strict mode: an unknown field fails). The KEDA ScaledObjects have no schema there: they are

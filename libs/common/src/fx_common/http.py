@@ -1,5 +1,5 @@
 """The FastAPI side of a service: lifespan that runs the runtime, probes, metrics, auth,
-and the error shape of CONTRACTS.md: `{"error": {"code", "message"}}`."""
+and the error shape of docs/contract.md: `{"error": {"code", "message"}}`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The processing model of ARCHITECTURE.md, as one reusable piece.
+"""The processing model of docs/architecture.md, as one reusable piece.
 
     Kafka batch ──> decode ──> one DB transaction: inbox dedup + handlers + outbox rows
                                      │ commit

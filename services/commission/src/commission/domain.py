@@ -1,4 +1,4 @@
-"""Commission rules (DOMAIN.md §3): the rate plan and the life of the commission on one line.
+"""Commission rules (docs/domain.md §3): the rate plan and the life of the commission on one line.
 
 Lifecycle of one commission (one per attributed order line):
 

@@ -1,6 +1,6 @@
 """Configuration of the commission service (`FX_*` environment variables).
 
-Defaults, as DOMAIN.md §3 states them:
+Defaults, as docs/domain.md §3 states them:
 - `FX_DEFAULT_RATE_BPS` = 1000 (10 %): the rate of plan version 0, used for orders paid
   before any plan version is stored (overrides per category / SKU come with stored versions);
 - `FX_SETTLEMENT_HOLD` = 7 days between an order's completion and settlement (an ISO 8601

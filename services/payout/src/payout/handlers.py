@@ -4,7 +4,7 @@ Other commission events (accrued, released, voided, adjusted) do not touch money
 withdrawn, so they are not handled (the processor counts them as ignored).
 
 Consumed entries take no account lock: a credit only adds, and a clawback may drive the
-balance negative by design (DOMAIN.md §4.1); the withdrawal command takes the lock, and it
+balance negative by design (docs/domain.md §4.1); the withdrawal command takes the lock, and it
 reads the committed ledger.
 """
 

@@ -1,4 +1,4 @@
-"""Qualification rules (DOMAIN.md §1): a user's way from applicant to distributor.
+"""Qualification rules (docs/domain.md §1): a user's way from applicant to distributor.
 
     none ─apply─> applied ─confirm_contact─> assessing ─count reached─> qualified ─revoke─> revoked
                     ^                            │ window closed short of the count

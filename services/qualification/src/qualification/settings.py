@@ -1,6 +1,6 @@
 """Configuration of the qualification service (`FX_*` environment variables).
 
-Defaults, as DOMAIN.md §1 states them:
+Defaults, as docs/domain.md §1 states them:
 - `FX_REQUIRED_ORDERS` = 3 qualifying orders;
 - `FX_ASSESSMENT_WINDOW` = 30 days from the contact confirmation (an ISO 8601 duration:
   `P30D`, `PT12H`);
@@ -8,7 +8,7 @@ Defaults, as DOMAIN.md §1 states them:
 - `FX_REAPPLY_COOLDOWN` = 0 (a failed user may apply again at once), counted from the
   deadline the user failed at; same format as the window;
 - `FX_DISTRIBUTOR_DISCOUNT_BPS` = 500, i.e. 5 % off a qualified distributor's own purchases.
-  DOMAIN.md names the setting without a value; 5 % is a modest, common distributor price.
+  docs/domain.md names the setting without a value; 5 % is a modest, common distributor price.
 - `FX_WECOM_WEBHOOK_SECRET` unset: the shared secret that signs the WeCom-style
   contact-added callback (see `api.py`); while it is unset the webhook answers 503.
 - HTTP port 8102 (`FX_HTTP_PORT`).

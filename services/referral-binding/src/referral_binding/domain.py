@@ -1,4 +1,4 @@
-"""Referral binding and attribution rules (DOMAIN.md §2), as plain Python.
+"""Referral binding and attribution rules (docs/domain.md §2), as plain Python.
 
 Every decision is taken at the time of the event that causes it, from the state the store
 holds about that time, so processing the same records again into an empty store gives the
@@ -27,7 +27,7 @@ DEFAULT_PROTECTION_PERIOD = timedelta(days=180)
 
 @dataclass(frozen=True)
 class Rules:
-    """The switches of §2 a merchant configures (defaults: DOMAIN.md)."""
+    """The switches of §2 a merchant configures (defaults: docs/domain.md)."""
 
     bind_candidates: bool = True
     """Whether an `assessing` sharer binds visitors (else only `qualified` ones do; a

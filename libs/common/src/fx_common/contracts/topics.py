@@ -1,4 +1,4 @@
-"""Topic names and consumer groups: the public surface of CONTRACTS.md, kept exactly."""
+"""Topic names and consumer groups: the public surface of docs/contract.md, kept exactly."""
 
 MALL_SHARES = "mall.shares.v1"
 MALL_ORDERS = "mall.orders.v1"
