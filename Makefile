@@ -18,7 +18,7 @@ FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_te
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
 
-.PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts
+.PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts contracts-release contracts-check
 
 deps:
 	deploy/install-deps.sh
@@ -82,3 +82,13 @@ lint:
 clean: infra-down
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Make the current contracts/ the released baseline (on a release only: a breaking change
+# ships as a new `.v2` type and topic instead, see README "Evolving the contract").
+contracts-release:
+	find contracts -maxdepth 1 -name '*.json' ! -name index.json -exec cp {} contracts/released/ \;
+
+# The checked-in contracts/ against the released baseline (also a test).
+contracts-check:
+	uv run python -m fx_common.contracts.compat contracts
+	cd tests/contract-js && node check.mjs ../../contracts >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what this project needs on a Debian machine: Redis, PostgreSQL, a JDK and Maven (apt),
-# uv (PyPI), the Python workspace with its dev tools (uv sync) and the Kafka jars (Maven Central).
+# uv (PyPI), the Python workspace with its dev tools (uv sync), the Kafka jars (Maven Central) and
+# ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv from npm).
 # Idempotent: whatever is already there is left alone.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,10 +19,13 @@ install_apt_packages() {
     command -v python3 >/dev/null || missing+=(python3)
     command -v make >/dev/null || missing+=(make)
     command -v curl >/dev/null || missing+=(curl)
+    # Node.js + npm: tests/contract-js compiles contracts/ with ajv in strict mode.
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     if ((${#missing[@]} == 0)); then
-        echo "deps: system packages present (redis-server, postgresql, java, mvn, make, docker-compose)"
+        echo "deps: system packages present (redis-server, postgresql, java, mvn, make, docker-compose, node, npm)"
         return 0
     fi
     if ((EUID != 0)); then
@@ -70,7 +74,19 @@ sync_python() {
     echo "deps: python workspace synced into .venv ($(.venv/bin/python --version))"
 }
 
+install_contract_checker() {
+    # ajv + ajv-formats at the versions of package-lock.json (npm ci), once per lockfile.
+    local dir="$REPO_ROOT/tests/contract-js"
+    if [[ -f "$dir/node_modules/.package-lock.json" && "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]]; then
+        echo "deps: ajv present (tests/contract-js)"
+        return 0
+    fi
+    npm ci --prefix "$dir" --no-audit --no-fund --silent
+    echo "deps: installed ajv into tests/contract-js (npm ci)"
+}
+
 install_apt_packages
 install_uv
 sync_python
+install_contract_checker
 "$REPO_ROOT/deploy/kafka/fetch.sh"

@@ -41,6 +41,11 @@ def test_cluster_document_covers_every_event_type_and_resolves() -> None:
     for ref in refs(document["channels"]) + refs(document["operations"]):
         assert resolve(document, ref) is not None, ref
     addresses = {c["address"] for c in document["channels"].values()}
+    assert {s["protocol"] for s in document["servers"].values()} == {"kafka"}
+    paid = document["components"]["messages"]["mall_order_paid"]["bindings"]["kafka"]
+    assert paid["key"]["description"].startswith("The Kafka key: data.buyer_id")
+    visited = document["components"]["messages"]["mall_share_visited"]["bindings"]["kafka"]
+    assert "data.visitor_id" in visited["key"]["description"]
     assert {"mall.orders.v1", "fx.payouts.v1", "fx.dlq.payout.v1", "fx.clock.v1"} <= addresses
 
 
@@ -51,7 +56,7 @@ def test_service_document_names_its_group_inputs_and_outputs() -> None:
     operations = document["operations"]
     receive = operations["receive_fx_attributions_v1"]
     assert receive["action"] == "receive"
-    assert receive["bindings"]["kafka"]["groupId"] == {"const": "fx-commission"}
+    assert receive["bindings"]["kafka"]["groupId"] == {"type": "string", "const": "fx-commission"}
     assert operations["send_fx_commissions_v1"]["action"] == "send"
     assert "send_fx_dlq_commission_v1" in operations
     assert "fx_commission_settled" in document["components"]["messages"]

@@ -3,7 +3,8 @@ one for the whole cluster (`python -m fx_common.asyncapi [FILE]`, checked in as
 `contracts/asyncapi/cluster.json`; a test fails when it drifts).
 
 Channels are the topics; messages are the event types with their JSON Schema (the same as
-`contracts/<ce_type>.json`), the CloudEvents headers and the Kafka key.
+`contracts/<ce_type>.json`), the CloudEvents headers and the Kafka key (Kafka bindings
+0.5.0: the key's schema per message, the topic per channel, the group per receive).
 """
 
 from __future__ import annotations
@@ -14,9 +15,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fx_common.contracts.export import schema_for
+from fx_common.contracts.export import key_text, schema_for
 from fx_common.contracts.registry import EVENT_TOPIC, TOPIC_EVENT_TYPES
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
+
+KAFKA_BINDING_VERSION = "0.5.0"
+SERVERS: dict[str, Any] = {
+    "production": {
+        "host": "kafka:9092",
+        "protocol": "kafka",
+        "description": "The production cluster: the services read its address from "
+        "KAFKA_BOOTSTRAP_SERVERS. Records are partitioned by murmur2 of the key, the Java "
+        "client's default (kafkajs' DefaultPartitioner; with librdkafka set "
+        "partitioner=murmur2_random); mall.* topics are created by the mall's platform team.",
+    },
+    "local": {
+        "host": "127.0.0.1:9092",
+        "protocol": "kafka",
+        "description": "The single local broker of `make up` / `make infra-up`.",
+    },
+}
 
 CLOUDEVENTS_HEADERS = {
     "type": "object",
@@ -69,7 +87,11 @@ def document(
         }
         if topic.startswith("fx.dlq."):
             refs = {"dead_letter": {"$ref": "#/components/messages/dead_letter"}}
-        channels[_channel_id(topic)] = {"address": topic, "messages": refs}
+        channels[_channel_id(topic)] = {
+            "address": topic,
+            "messages": refs,
+            "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},
+        }
     operations: dict[str, Any] = {}
     for topic in topics:
         channel = {"$ref": f"#/channels/{_channel_id(topic)}"}
@@ -82,7 +104,18 @@ def document(
                     {"$ref": f"#/channels/{_channel_id(topic)}/messages/{_message_id(t)}"}
                     for t in received_here
                 ],
-                **({"bindings": {"kafka": {"groupId": {"const": group}}}} if group else {}),
+                **(
+                    {
+                        "bindings": {
+                            "kafka": {
+                                "groupId": {"type": "string", "const": group},
+                                "bindingVersion": KAFKA_BINDING_VERSION,
+                            }
+                        }
+                    }
+                    if group
+                    else {}
+                ),
             }
         if topic in sent_topics:
             operations[f"send_{_channel_id(topic)}"] = {"action": "send", "channel": channel}
@@ -93,7 +126,17 @@ def document(
             "contentType": "application/json",
             "headers": CLOUDEVENTS_HEADERS,
             "payload": schema_for(t),
-            "bindings": {"kafka": {"key": {"type": "string", "description": _key_text(t)}}},
+            "bindings": {
+                "kafka": {
+                    "key": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "description": f"The Kafka key: {key_text(t)} (it defines ordering).",
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
         }
         for t in types
     }
@@ -112,15 +155,11 @@ def document(
         "asyncapi": "3.0.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
         "defaultContentType": "application/json",
+        "servers": SERVERS,
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages},
     }
-
-
-def _key_text(ce_type: str) -> str:
-    key = schema_for(ce_type)["x-key"]
-    return f"data.{key['field']}" if "field" in key else f"the constant {key['const']!r}"
 
 
 def service_document(

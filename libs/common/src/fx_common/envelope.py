@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
+from fx_common.contracts.base import time_range_error
+from fx_common.contracts.envelope_schema import MAX_EVENT_ID_LENGTH
 from fx_common.contracts.registry import model_for
 
 SPECVERSION = "1.0"
@@ -139,9 +142,11 @@ def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]
 
 
 def _json(value: bytes) -> Any:
+    # pydantic's parser, as in binary mode: it refuses what no store can hold (lone UTF-16
+    # surrogates), which `json.loads` lets through.
     try:
-        return json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return from_json(value)
+    except ValueError as exc:
         raise DecodeError("invalid_json", str(exc)) from exc
 
 
@@ -154,6 +159,27 @@ def _structured_attributes(value: bytes) -> tuple[dict[str, str], Any]:
     return attrs, data
 
 
+def parse_time(text: str) -> datetime:
+    """`ce_time`: RFC 3339 with a timezone, inside the contract's range (else DecodeError)."""
+    if text.strip().lstrip("-").replace(".", "", 1).isdigit():
+        unit = "milliseconds" if len(text.strip().split(".")[0].lstrip("-")) > 11 else "seconds"
+        raise DecodeError(
+            "invalid_envelope",
+            f"ce_time {text!r} looks like epoch {unit}: CloudEvents time is an RFC 3339 "
+            "string with a timezone, such as 2026-01-01T08:00:00Z",
+        )
+    try:
+        time = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DecodeError("invalid_envelope", f"ce_time: {exc}") from exc
+    if time.tzinfo is None:
+        raise DecodeError("invalid_envelope", "ce_time has no timezone")
+    error = time_range_error(time)
+    if error is not None:
+        raise DecodeError("invalid_envelope", f"ce_time {error}")
+    return time
+
+
 def _build(attrs: dict[str, str], data: Any) -> Event:
     """`data` is the raw JSON value (binary mode: validated straight from bytes, which is
     twice as fast) or the already parsed `data` member (structured mode)."""
@@ -162,15 +188,14 @@ def _build(attrs: dict[str, str], data: Any) -> Event:
         raise DecodeError("invalid_envelope", f"missing CloudEvents attributes: {missing}")
     if attrs["specversion"] != SPECVERSION:
         raise DecodeError("unsupported_version", f"specversion {attrs['specversion']!r}")
+    if len(attrs["id"]) > MAX_EVENT_ID_LENGTH:
+        raise DecodeError(
+            "invalid_envelope", f"ce_id is longer than {MAX_EVENT_ID_LENGTH} characters"
+        )
     model = model_for(attrs["type"])
     if model is None:
         raise UnknownEventType(attrs["type"])
-    try:
-        time = datetime.fromisoformat(attrs["time"].replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise DecodeError("invalid_envelope", f"ce_time: {exc}") from exc
-    if time.tzinfo is None:
-        raise DecodeError("invalid_envelope", "ce_time has no timezone")
+    time = parse_time(attrs["time"])
     try:
         if isinstance(data, bytes):
             payload = model.model_validate_json(data)

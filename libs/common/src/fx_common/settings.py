@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_PERIOD = timedelta(days=36_500)
+"""The longest configurable period (protection, hold, window…): under 100 years, so a time
+the contract accepts (before 2100) plus a period stays representable (`contracts.base`)."""
 
 
 class ServiceSettings(BaseSettings):

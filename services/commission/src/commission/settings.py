@@ -19,14 +19,14 @@ from datetime import timedelta
 from pydantic import Field
 
 from commission.domain import Terms
-from fx_common.settings import ServiceSettings
+from fx_common.settings import MAX_PERIOD, ServiceSettings
 
 
 class CommissionSettings(ServiceSettings):
     service: str = "commission"
     http_port: int = 8103
     default_rate_bps: int = Field(1000, ge=0, le=10_000)
-    settlement_hold: timedelta = Field(timedelta(days=7), ge=timedelta(0))
+    settlement_hold: timedelta = Field(timedelta(days=7), ge=timedelta(0), le=MAX_PERIOD)
     business_utc_offset: timedelta = Field(
         timedelta(hours=8), ge=timedelta(hours=-12), le=timedelta(hours=14)
     )

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr, field_validator
 
-from fx_common.settings import ServiceSettings
+from fx_common.settings import MAX_PERIOD, ServiceSettings
 from qualification.domain import Policy
 
 
@@ -30,14 +30,14 @@ class QualificationSettings(ServiceSettings):
     service: str = "qualification"
     http_port: int = 8102
     required_orders: int = Field(3, ge=1)
-    assessment_window: timedelta = timedelta(days=30)
+    assessment_window: timedelta = Field(timedelta(days=30), le=MAX_PERIOD)
     assessment_counts_own_orders: bool = True
-    reapply_cooldown: timedelta = timedelta(0)
+    reapply_cooldown: timedelta = Field(timedelta(0), le=MAX_PERIOD)
     # How long after a deadline the sweeper waits before failing a candidate short of the
     # count: an order paid inside the window may still be on its way (consumer lag upstream;
     # e.g. FX_ASSESSMENT_GRACE=PT1H). Default 0: fail as soon as the clock passes the deadline.
     # The failure is still dated at the deadline; orders paid after it never count.
-    assessment_grace: timedelta = timedelta(0)
+    assessment_grace: timedelta = Field(timedelta(0), le=MAX_PERIOD)
     distributor_discount_bps: int = Field(500, ge=0, le=10_000)
     wecom_webhook_secret: SecretStr | None = None
 

@@ -16,7 +16,7 @@ from fx_common.contracts.topics import (
 )
 from fx_common.http import serve
 from fx_common.runtime import ServiceSpec
-from fx_common.settings import ServiceSettings
+from fx_common.settings import MAX_PERIOD, ServiceSettings
 from referral_binding import domain, handlers, store
 from referral_binding.api import router
 from referral_binding.cache import BindingCache
@@ -29,7 +29,9 @@ class ReferralBindingSettings(ServiceSettings):
 
     service: str = NAME
     http_port: int = 8101
-    protection_period: timedelta = Field(domain.DEFAULT_PROTECTION_PERIOD, gt=timedelta(0))
+    protection_period: timedelta = Field(
+        domain.DEFAULT_PROTECTION_PERIOD, gt=timedelta(0), le=MAX_PERIOD
+    )
     # How long Redis may serve a customer's current binding (0: no cache). A safety net
     # only: the consume path invalidates on every change (`referral_binding.cache`).
     binding_cache_ttl_s: float = Field(60.0, ge=0)

@@ -6,10 +6,10 @@ same distributor; orders that were not attributed produce no event here.
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
-from fx_common.contracts.base import ContractModel, StrictId, require_unique
-from fx_common.contracts.mall_orders import OrderLine, RefundLine
+from fx_common.contracts.base import ContractModel, EventTime, StrictId
+from fx_common.contracts.mall_orders import MAX_LINES, OrderLine, RefundLine, check_lines
 
 __all__ = [
     "ATTRIBUTED_ORDER_COMPLETED",
@@ -37,13 +37,13 @@ class OrderAttributed(ContractModel):
     buyer_id: StrictId
     distributor_id: StrictId
     basis: Literal["self", "binding", "share_link"]
-    paid_at: AwareDatetime
-    lines: list[OrderLine] = Field(min_length=1)
+    paid_at: EventTime
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
 
     @field_validator("lines")
     @classmethod
     def _line_ids_unique(cls, lines: list[OrderLine]) -> list[OrderLine]:
-        require_unique([line.line_id for line in lines], "line_id")
+        check_lines(lines, "paid_amount_fen")
         return lines
 
 
@@ -60,10 +60,10 @@ class AttributedOrderRefunded(ContractModel):
     order_id: StrictId
     distributor_id: StrictId
     refund_id: StrictId
-    lines: list[RefundLine] = Field(min_length=1)
+    lines: list[RefundLine] = Field(min_length=1, max_length=MAX_LINES)
 
     @field_validator("lines")
     @classmethod
     def _line_ids_unique(cls, lines: list[RefundLine]) -> list[RefundLine]:
-        require_unique([line.line_id for line in lines], "line_id")
+        check_lines(lines, "refund_amount_fen")
         return lines

@@ -6,9 +6,9 @@ Kafka key: `customer_id`. A binding is an interval (its start is the event time 
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from fx_common.contracts.base import ContractModel, StrictId
+from fx_common.contracts.base import ContractModel, DerivedTime, StrictId
 
 __all__ = [
     "BINDING_CREATED",
@@ -31,7 +31,9 @@ class BindingCreated(ContractModel):
     customer_id: StrictId
     distributor_id: StrictId
     share_id: StrictId = Field(description="The share that created the binding.")
-    protected_until: AwareDatetime = Field(description="End of the protection period.")
+    protected_until: DerivedTime = Field(
+        description="End of the protection period (RFC 3339, before 2200-01-01T00:00:00Z)."
+    )
     order_id: StrictId | None = Field(
         default=None, description="Set when the binding was created by a share-link order."
     )
@@ -44,7 +46,9 @@ class BindingExtended(ContractModel):
     customer_id: StrictId
     distributor_id: StrictId
     order_id: StrictId = Field(description="The paid order that extended the protection.")
-    protected_until: AwareDatetime = Field(description="The new end of the protection period.")
+    protected_until: DerivedTime = Field(
+        description="The new end of the protection period (RFC 3339, before 2200-01-01T00:00:00Z)."
+    )
 
 
 class BindingReleased(ContractModel):

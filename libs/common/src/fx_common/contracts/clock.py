@@ -3,9 +3,7 @@
 Kafka key: the constant `clock` (one partition order for all moves).
 """
 
-from pydantic import AwareDatetime
-
-from fx_common.contracts.base import ContractModel
+from fx_common.contracts.base import ContractModel, EventTime
 
 __all__ = ["CLOCK_KEY", "CLOCK_SET", "ClockSet"]
 
@@ -20,4 +18,4 @@ class ClockSet(ContractModel):
     settlement) on every move and takes the time of HTTP commands from it.
     """
 
-    now: AwareDatetime
+    now: EventTime

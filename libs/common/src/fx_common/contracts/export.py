@@ -1,9 +1,15 @@
 """Export the JSON Schema of every event type: `python -m fx_common.contracts.export [DIR]`.
 
-Writes `<ce_type>.json` per type and `index.json` (topic → type → key and schema file) into
-DIR (default `contracts/`). Each schema's `$id` and `title` are the `ce_type`;
-`x-topic` names its topic and `x-key` its Kafka key: `{"field": <data field>}` or, for a
-constant key, `{"const": <key>}`. The output is deterministic so the checked-in copy can be
+Writes into DIR (default `contracts/`):
+- `<ce_type>.json` per type: the schema of its `data`, with `$id` and `title` the `ce_type`,
+  its topic and Kafka key in the description, and `examples` that validate;
+- `cloudevents.structured.json` (a whole event in structured content mode, its `data`
+  checked against the schema of its `type`) and `cloudevents.binary-headers.json` (the Kafka
+  headers of binary content mode);
+- `index.json` (topic → type → key and schema file, and the envelope schemas).
+
+Every schema uses only JSON Schema 2020-12 keywords, so strict validators (ajv `strict:
+true`) compile them as shipped. The output is deterministic so the checked-in copy can be
 compared with a fresh export.
 """
 
@@ -12,39 +18,54 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fx_common.contracts.envelope_schema import (
+    BINARY_HEADERS_FILE,
+    STRUCTURED_FILE,
+    binary_headers_schema,
+    structured_schema,
+)
 from fx_common.contracts.registry import (
     EVENT_KEY_FIELD,
     EVENT_MODELS,
     EVENT_TOPIC,
+    IGNORED_TYPES,
     TOPIC_CONSTANT_KEY,
     TOPIC_EVENT_TYPES,
 )
+from fx_common.contracts.samples import examples_of
 
-__all__ = ["EXPORT_COMMAND", "dumps", "export_schemas", "main"]
+__all__ = ["EXPORT_COMMAND", "dumps", "export_schemas", "key_spec", "main", "schema_for"]
 
 EXPORT_COMMAND = "uv run python -m fx_common.contracts.export contracts/"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 INDEX_FILE = "index.json"
 
 
-def _key_spec(ce_type: str) -> dict[str, str]:
+def key_spec(ce_type: str) -> dict[str, str]:
+    """The Kafka key of `ce_type`: `{"field": <data field>}` or `{"const": <key>}`."""
     field = EVENT_KEY_FIELD.get(ce_type)
     if field is not None:
         return {"field": field}
     return {"const": TOPIC_CONSTANT_KEY[EVENT_TOPIC[ce_type]]}
 
 
+def key_text(ce_type: str) -> str:
+    key = key_spec(ce_type)
+    return f"data.{key['field']}" if "field" in key else f"the constant {key['const']!r}"
+
+
 def schema_for(ce_type: str) -> dict[str, Any]:
-    """The JSON Schema of the `data` of `ce_type`, annotated with its topic and key."""
+    """The JSON Schema of the `data` of `ce_type`, with its topic and key described."""
     schema = EVENT_MODELS[ce_type].model_json_schema(mode="validation")
+    description = schema.get("description", "").rstrip()
+    where = f"Topic `{EVENT_TOPIC[ce_type]}`; Kafka key: {key_text(ce_type)}."
     return {
         "$schema": JSON_SCHEMA_DIALECT,
-        "$id": ce_type,
+        "$id": f"{ce_type}.json",
         **schema,
         "title": ce_type,
-        "x-model": EVENT_MODELS[ce_type].__name__,
-        "x-topic": EVENT_TOPIC[ce_type],
-        "x-key": _key_spec(ce_type),
+        "description": f"{description}\n\n{where}" if description else where,
+        "examples": examples_of(ce_type),
     }
 
 
@@ -53,16 +74,24 @@ def export_schemas() -> dict[str, dict[str, Any]]:
     files: dict[str, dict[str, Any]] = {
         f"{ce_type}.json": schema_for(ce_type) for ce_type in EVENT_MODELS
     }
+    files[STRUCTURED_FILE] = structured_schema()
+    files[BINARY_HEADERS_FILE] = binary_headers_schema()
     files[INDEX_FILE] = {
+        "envelope": {"binary_headers": BINARY_HEADERS_FILE, "structured": STRUCTURED_FILE},
         "topics": {
             topic: {
+                "ignored_types": sorted(IGNORED_TYPES.get(topic, ())),
                 "types": {
-                    ce_type: {"key": _key_spec(ce_type), "schema": f"{ce_type}.json"}
+                    ce_type: {
+                        "key": key_spec(ce_type),
+                        "model": EVENT_MODELS[ce_type].__name__,
+                        "schema": f"{ce_type}.json",
+                    }
                     for ce_type in ce_types
-                }
+                },
             }
             for topic, ce_types in TOPIC_EVENT_TYPES.items()
-        }
+        },
     }
     return files
 

@@ -4,13 +4,21 @@ Kafka key: `buyer_id`. The event time (`ce_time`) is when it happened. Other `ma
 types on this topic are ignored, not dead-lettered.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from fx_common.contracts.base import ContractModel, Fen, Quantity, StrictId, require_unique
+from fx_common.contracts.base import (
+    MAX_FEN,
+    ContractModel,
+    Fen,
+    Quantity,
+    StrictId,
+    require_unique,
+)
 
 __all__ = [
+    "MAX_LINES",
     "ORDER_COMPLETED",
     "ORDER_PAID",
     "ORDER_REFUNDED",
@@ -24,6 +32,17 @@ __all__ = [
 ORDER_PAID = "mall.order.paid"
 ORDER_COMPLETED = "mall.order.completed"
 ORDER_REFUNDED = "mall.order.refunded"
+
+MAX_LINES = 1000
+"""The most lines an order (or a refund) may have."""
+
+
+def check_lines(lines: list[Any], amount: str) -> None:
+    """Line ids unique, and the lines' `amount` fields summing to at most `MAX_FEN`."""
+    require_unique([line.line_id for line in lines], "line_id")
+    total = sum(getattr(line, amount) for line in lines)
+    if total > MAX_FEN:
+        raise ValueError(f"the lines' {amount} add up to {total}, more than {MAX_FEN} fen")
 
 
 class OrderLine(ContractModel):
@@ -60,13 +79,17 @@ class OrderPaid(ContractModel):
         default=None, description="The share link the order was placed through, if any."
     )
     currency: Literal["CNY"]
-    lines: list[OrderLine] = Field(min_length=1)
+    lines: list[OrderLine] = Field(
+        min_length=1,
+        max_length=MAX_LINES,
+        description="1 to 1000 lines; their paid_amount_fen add up to at most 2^53 - 1.",
+    )
     shipping_fen: Fen | None = Field(default=None, description="Shipping, never commissioned.")
 
     @field_validator("lines")
     @classmethod
-    def _line_ids_unique(cls, lines: list[OrderLine]) -> list[OrderLine]:
-        require_unique([line.line_id for line in lines], "line_id")
+    def _lines_valid(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        check_lines(lines, "paid_amount_fen")
         return lines
 
 
@@ -90,10 +113,14 @@ class OrderRefunded(ContractModel):
     order_id: StrictId
     buyer_id: StrictId
     refund_id: StrictId
-    lines: list[RefundLine] = Field(min_length=1)
+    lines: list[RefundLine] = Field(
+        min_length=1,
+        max_length=MAX_LINES,
+        description="1 to 1000 lines; their refund_amount_fen add up to at most 2^53 - 1.",
+    )
 
     @field_validator("lines")
     @classmethod
-    def _line_ids_unique(cls, lines: list[RefundLine]) -> list[RefundLine]:
-        require_unique([line.line_id for line in lines], "line_id")
+    def _lines_valid(cls, lines: list[RefundLine]) -> list[RefundLine]:
+        check_lines(lines, "refund_amount_fen")
         return lines

@@ -4,9 +4,9 @@ Kafka key: `user_id`. referral-binding and commission read it to know who is eli
 (`assessing` / `qualified`) and to hold, release or void commission.
 """
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from fx_common.contracts.base import ContractModel, Count, Reason, StrictId
+from fx_common.contracts.base import ContractModel, Count, DerivedTime, Reason, StrictId
 
 __all__ = [
     "ASSESSMENT_FAILED",
@@ -43,7 +43,9 @@ class AssessmentStarted(ContractModel):
     """
 
     user_id: StrictId
-    deadline: AwareDatetime = Field(description="End of the assessment window.")
+    deadline: DerivedTime = Field(
+        description="End of the assessment window (RFC 3339, before 2200-01-01T00:00:00Z)."
+    )
     required_orders: Count
 
 

@@ -1,8 +1,14 @@
 """Every event type we consume or publish: its data model, its topic and its Kafka key.
 
-Lookups by `ce_type` return `None` for types we do not know (e.g. other `mall.*` types on
-an upstream topic), which consumers ignore rather than dead-letter.
+Lookups by `ce_type` return `None` for types we do not know. What a consumer does with an
+event depends on its type and the topic it arrived on (`classify`): a type of this contract
+is accepted only on its own topic; the mall's other types listed in `IGNORED_TYPES` are
+ignored on purpose; any other `mall.order.*` / `mall.share.*` type is most likely a typo or
+a new type nobody agreed on, and is dead-lettered; other unknown types are ignored (counted
+and logged).
 """
+
+from enum import StrEnum
 
 from pydantic import BaseModel
 
@@ -23,9 +29,13 @@ __all__ = [
     "EVENT_KEY_FIELD",
     "EVENT_MODELS",
     "EVENT_TOPIC",
+    "GUARDED_PREFIXES",
+    "IGNORED_TYPES",
     "TOPIC_CONSTANT_KEY",
     "TOPIC_EVENT_TYPES",
     "TOPIC_KEY_FIELD",
+    "TypeVerdict",
+    "classify",
     "key_for",
     "model_for",
 ]
@@ -155,3 +165,43 @@ def key_for(ce_type: str, data: BaseModel) -> str:
     if topic is not None and topic in TOPIC_CONSTANT_KEY:
         return TOPIC_CONSTANT_KEY[topic]
     raise KeyError(f"unknown event type {ce_type!r}")
+
+
+IGNORED_TYPES: dict[str, frozenset[str]] = {
+    topics.MALL_ORDERS: frozenset(
+        {
+            "mall.order.created",
+            "mall.order.cancelled",
+            "mall.order.shipped",
+            "mall.order.closed",
+        }
+    ),
+    topics.MALL_SHARES: frozenset({"mall.share.deleted"}),
+}
+"""The mall's other types on its topics that fenxiao ignores on purpose (documented)."""
+
+GUARDED_PREFIXES = ("mall.order.", "mall.share.")
+"""Namespaces fenxiao consumes: an unknown type in them is dead-lettered, not ignored."""
+
+
+class TypeVerdict(StrEnum):
+    ACCEPT = "accept"
+    """A type of this contract, on its own topic: decode and handle."""
+    IGNORE = "ignore"
+    """Ignored: documented (`IGNORED_TYPES`) or outside the namespaces fenxiao consumes."""
+    WRONG_TOPIC = "wrong_topic"
+    """A type of this contract on another topic than its own: dead-lettered."""
+    UNKNOWN_TYPE = "unknown_type"
+    """An unknown type in a namespace fenxiao consumes (e.g. `mall.order.payed`)."""
+
+
+def classify(ce_type: str, topic: str) -> TypeVerdict:
+    """What a consumer does with an event of `ce_type` read from `topic` (no namespace)."""
+    own = EVENT_TOPIC.get(ce_type)
+    if own is not None:
+        return TypeVerdict.ACCEPT if own == topic else TypeVerdict.WRONG_TOPIC
+    if ce_type in IGNORED_TYPES.get(topic, ()):
+        return TypeVerdict.IGNORE
+    if ce_type.startswith(GUARDED_PREFIXES):
+        return TypeVerdict.UNKNOWN_TYPE
+    return TypeVerdict.IGNORE

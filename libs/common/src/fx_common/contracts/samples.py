@@ -9,7 +9,7 @@ withdrawn.
 from copy import deepcopy
 from typing import Any
 
-__all__ = ["SAMPLES"]
+__all__ = ["SAMPLES", "examples_of"]
 
 _LINES: list[dict[str, Any]] = [
     {
@@ -155,3 +155,29 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "fx.withdrawal.failed": {**_WITHDRAWAL, "reason": "wallet not verified"},
     "fx.clock.set": {"now": "2025-01-03T00:00:00Z"},
 }
+
+
+_EXTREMES: dict[str, list[dict[str, Any]]] = {
+    "mall.order.paid": [
+        {
+            "order_id": "o-max",
+            "buyer_id": "u-buyer",
+            "currency": "CNY",
+            "lines": [
+                {
+                    "line_id": "l-1",
+                    "sku": "tea-gift-box",
+                    "quantity": 2147483647,
+                    "paid_amount_fen": 9007199254740991,
+                }
+            ],
+        }
+    ],
+    "fx.clock.set": [{"now": "2099-12-31T23:59:59Z"}],
+}
+"""Examples at the edges of what the contract accepts (largest money and count, latest time)."""
+
+
+def examples_of(ce_type: str) -> list[dict[str, Any]]:
+    """The `examples` of the schema of `ce_type`: the sample, then edge cases."""
+    return [deepcopy(SAMPLES[ce_type]), *deepcopy(_EXTREMES.get(ce_type, []))]
