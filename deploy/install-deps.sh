@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what this project needs on a Debian machine: Redis, PostgreSQL, a JDK and Maven (apt),
-# uv (PyPI), the Python workspace with its dev tools (uv sync), the Kafka jars (Maven Central) and
-# ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv from npm).
+# Install what this project needs on a Debian machine: Redis, PostgreSQL, a JDK, Maven and
+# Prometheus (apt), uv (PyPI), the Python workspace with its dev tools (uv sync), the Kafka jars
+# (Maven Central) and ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv
+# from npm).
 # Idempotent: whatever is already there is left alone.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,8 +25,10 @@ install_apt_packages() {
     command -v npm >/dev/null || missing+=(npm)
     # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
     command -v docker-compose >/dev/null || missing+=(docker-compose)
+    # promtool checks the alert rules; the observability test runs a real Prometheus server.
+    command -v promtool >/dev/null || missing+=(prometheus)
     if ((${#missing[@]} == 0)); then
-        echo "deps: system packages present (redis-server, postgresql, java, mvn, make, docker-compose, node, npm)"
+        echo "deps: system packages present (redis-server, postgresql, java, mvn, make, docker-compose, node, npm, prometheus)"
         return 0
     fi
     if ((EUID != 0)); then

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from fx_common import db
 from fx_common.contracts.samples import SAMPLES
+from fx_common.ops_metrics import RECONCILIATION_DIFFERENCES
 from fx_common.replay import Record
 from fx_common.runtime import ServiceRuntime
 from fx_common.testing import raw_record, record
-from payout import commands, domain, reconcile
+from payout import commands, domain, ledger_watch, reconcile
 from payout.app import SPEC
 from payout.domain import Balance, EntryKind, Status
 from payout.reconciliation import (
@@ -425,4 +426,27 @@ def test_a_store_filled_by_the_service_reconciles_until_a_row_is_tampered(
         "commission c-1: ledger credited 9000 and debited 400 fen; the events settled 9000 and "
         "reversed 500 fen"
     ) in messages(tampered)
+    runtime.engine.dispose()
+
+
+def test_the_in_service_ledger_check_exports_its_differences(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'payout.db'}"
+    runtime = ServiceRuntime(SPEC, PayoutSettings(database_url=url))
+    db.create_schema(runtime.engine, SPEC.tables)
+    assert runtime.processor.process([commission("fx.commission.settled", 9000, "e-1")]).applied
+    policy = PayoutSettings().withdrawal_policy()
+    order = commands.WithdrawalOrder("d-1", "k-1", 3000, "alipay", "13812345678")
+    request = partial(commands.request_withdrawal, order=order, policy=policy, now=T0)
+    runtime.command(order.withdrawal_id, request)
+    gauge = RECONCILIATION_DIFFERENCES.labels("payout", "ledger")
+
+    assert ledger_watch.check_once(url) == 0
+    assert gauge._value.get() == 0
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE po_ledger_entry SET amount_fen = -2500 WHERE kind = 'hold'")
+    found = ledger_watch.check_once(url)
+    assert found is not None and found > 0
+    assert gauge._value.get() == found
+    assert ledger_watch.check_once(f"sqlite:///{tmp_path / 'missing.db'}") is None
+    assert gauge._value.get() == found  # a failed check keeps the last answer
     runtime.engine.dispose()

@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from fx_common import tracing
 from fx_common.asyncapi import service_document
+from fx_common.http_metrics import HttpMetrics
 from fx_common.logs import configure_logging
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 
@@ -58,6 +60,7 @@ def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> Fast
 
     app = FastAPI(title=f"fenxiao {spec.name}", lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(HttpMetrics, service=spec.name)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -149,6 +152,8 @@ def serve(spec: ServiceSpec) -> None:
     app = create_app(spec)
     settings = app.state.runtime.settings
     configure_logging(spec.name, settings.log_level)
+    if tracing.configure(spec.name):
+        tracing.instrument_app(app)
     # Batches allocate many short-lived objects; frequent young-generation collections cost
     # 15-25 ms pauses per batch. Freeze what startup built and collect less often.
     gc.collect()

@@ -1,4 +1,4 @@
-"""JSON logs on stderr: one object per line, with the event id, key and trace id as fields."""
+"""JSON logs on stderr, one object per line: the event's `ce_id`, key and trace id as fields."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
+
+from fx_common import tracing
 
 # The event being handled (id, Kafka key, W3C trace id): every log line carries it.
 CURRENT_EVENT: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar(
@@ -21,10 +23,16 @@ def trace_id(traceparent: str | None) -> str | None:
 
 
 class _EventContext(logging.Filter):
+    """Adds `ce_id`, `event_key` and `trace_id` of the event being handled, and `span_id`
+    (with the trace id) of the active OpenTelemetry span, e.g. an HTTP request's."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         current = CURRENT_EVENT.get()
         if current is not None:
-            record.event_id, record.event_key, record.trace_id = current
+            record.ce_id, record.event_key, record.trace_id = current
+        span = tracing.current_ids()
+        if span is not None and (current is None or current[2] in (None, span[0])):
+            record.trace_id, record.span_id = span
         return True
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from fx_common import db, metrics
+from fx_common import db, metrics, ops_metrics, tracing
 from fx_common.clock import SimulatedClock, SystemClock
 from fx_common.contracts.base import ContractModel
 from fx_common.contracts.clock import ClockSet
@@ -115,7 +115,7 @@ class UnitOfWork:
             time=time,
             data=data,
             subject=subject,
-            traceparent=self.traceparent,
+            traceparent=tracing.outgoing(self.traceparent),
         )
         value, headers = encode(event)
         self._stage(topic, key_for(ce_type, data), value, headers, event.id, ce_type)
@@ -291,7 +291,7 @@ class BatchProcessor:
                 key = record.key.decode("utf-8", "replace") if record.key else None
                 CURRENT_EVENT.set((event.id, key, trace_id(event.traceparent)))
                 try:
-                    handled = self._dispatch(uow, event)
+                    handled = tracing.handle(self.service, record.topic, event, self._dispatch, uow)
                 except Rejected as exc:
                     raise _RedoWithout(event.id, exc) from exc
                 if handled:
@@ -401,7 +401,7 @@ class Consumer:
                     timeout_ms=self.max_wait_ms, max_records=self.max_records
                 )
                 if batch:
-                    async with self._lock:
+                    async with self._lock, tracing.batch(self.service, batch):
                         await self._handle(batch)
         finally:
             self._finished.set()
@@ -412,7 +412,7 @@ class Consumer:
         attempt = 0
         while True:
             try:
-                outcome = await asyncio.to_thread(self.processor.process, records)
+                outcome = await tracing.in_thread("transaction", self.processor.process, records)
                 break
             except Exception:
                 metrics.BATCH_RETRIES.labels(self.service).inc()
@@ -428,7 +428,8 @@ class Consumer:
             metrics.RECORDS_CONSUMED.labels(self.service, tp.topic).inc(len(part))
         metrics.RECORDS_DUPLICATE.labels(self.service).inc(outcome.duplicates)
         metrics.RECORDS_IGNORED.labels(self.service).inc(outcome.ignored)
-        await self._commit({tp: part[-1].offset + 1 for tp, part in batch.items()})
+        offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
+        await tracing.step("commit offsets", self._commit(offsets))
         if self.on_batch is not None:
             self.on_batch(outcome)
 
@@ -448,12 +449,7 @@ class Consumer:
                     return
                 await asyncio.sleep(_backoff(attempt))
                 attempt += 1
-        for tp, offset in offsets.items():
-            high = self.kafka.highwater(tp)
-            if high is not None:
-                metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
-                    max(high - offset, 0)
-                )
+        ops_metrics.lag(self.service, self.kafka, offsets)
 
     async def stop(self) -> None:
         """Stop fetching; the batch in flight finishes and commits before the group is left."""
@@ -530,6 +526,7 @@ class OutboxRelay:
         )
         if held:
             self._lease_until = time.monotonic() + self.LEASE_TTL_S / 2
+        ops_metrics.leader(self.service, "relay", held)
         return held
 
     async def publish_pending(self) -> int:
@@ -538,19 +535,21 @@ class OutboxRelay:
         if not rows:
             metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
             return 0
-        sends = []
+        sends, spans = [], tracing.new_spans()
         for row in rows:
             headers = [(k, base64.b64decode(v)) for k, v in json.loads(row.headers)]
+            headers = tracing.publishing(self.service, row.topic, headers, spans)
             key = row.key.encode() if row.key is not None else None
             sends.append(
                 await self.producer.send(row.topic, value=row.value, key=key, headers=headers)
             )
         await asyncio.gather(*sends)
+        tracing.end(spans)
         await asyncio.to_thread(self._mark, [row.id for row in rows if row.id is not None])
         for row in rows:
             metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
             if row.ce_type is not None:
-                metrics.EVENTS_PUBLISHED.labels(self.service, row.ce_type).inc()
+                ops_metrics.published(self.service, row.ce_type, row.value)
         return len(rows)
 
     def _load(self) -> list[db.OutboxRecord]:

@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from fx_common import db
+from fx_common import db, ops_metrics
 from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
@@ -53,6 +53,8 @@ class ServiceSpec:
     prepare: Prepare | None = None
     settings_cls: type[ServiceSettings] = ServiceSettings
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Background loops of the service (e.g. payout's ledger check), started with the rest.
+    tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
 
 
 def processor_for(
@@ -179,6 +181,8 @@ class ServiceRuntime:
         if self.settings.publish:
             self._spawn(self.relay.run(), "relay")
         self._spawn(self.consumer.run(), "consumer")
+        for n, task in enumerate(self.spec.tasks):
+            self._spawn(task(self), f"task-{n}")
         if self.follower is not None:
             self._spawn(self.follower.run(), "clock-follower")
         elif self.spec.on_tick is not None:
@@ -215,9 +219,11 @@ class ServiceRuntime:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await asyncio.to_thread(
+                held = await asyncio.to_thread(
                     db.try_lease, self.engine, "sweeper", owner, interval * 3
-                ):
+                )
+                ops_metrics.leader(self.spec.name, "sweeper", held)
+                if held:
                     await asyncio.to_thread(self.tick, self.clock.now())
                     self.relay.wake()
             except Exception:

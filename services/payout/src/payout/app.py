@@ -9,6 +9,7 @@ from payout import store
 from payout.api import GATEWAY_KEY, router
 from payout.gateway import ManualGateway
 from payout.handlers import HANDLERS, prepare
+from payout.ledger_watch import watch_ledger
 from payout.settings import PayoutSettings
 
 SPEC = ServiceSpec(
@@ -21,6 +22,7 @@ SPEC = ServiceSpec(
     router=router,
     settings_cls=PayoutSettings,
     extra={GATEWAY_KEY: ManualGateway()},
+    tasks=[watch_ledger],
 )
 
 

@@ -14,6 +14,8 @@ class PayoutSettings(ServiceSettings):
     min_withdrawal_fen: int = Field(1000, ge=1)
     withdrawal_fee_bps: int = Field(0, ge=0, le=10_000)
     auto_approve_limit_fen: int = Field(50000, ge=0)
+    # The in-service ledger check (`payout.ledger_watch`); 0 turns it off.
+    reconcile_interval_s: float = Field(300.0, ge=0)
 
     def withdrawal_policy(self) -> WithdrawalPolicy:
         return WithdrawalPolicy(

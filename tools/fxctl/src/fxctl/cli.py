@@ -1,5 +1,5 @@
 """fxctl: the engineer's CLI of fenxiao (topics, tail, trace, dlq, replay, clock, publish,
-simulate). Every command talks to `--bootstrap` and prefixes topics and consumer groups
+simulate, doctor). Every command talks to `--bootstrap` and prefixes topics and consumer groups
 with `--namespace`, like the services do with FX_TOPIC_NAMESPACE."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from fxctl import clock_cmd, dlq, publish, replay_cmd, simulate, tail, topics_cmd, trace
+from fxctl import clock_cmd, dlq, doctor, publish, replay_cmd, simulate, tail, topics_cmd, trace
 from fxctl.context import Target
 
 app = typer.Typer(
@@ -40,3 +40,4 @@ app.command("replay")(replay_cmd.replay_command)
 app.add_typer(clock_cmd.app, name="clock")
 app.command()(publish.publish)
 app.command()(simulate.simulate)
+app.command()(doctor.doctor)
