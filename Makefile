@@ -18,7 +18,15 @@ FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_te
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
 
-.PHONY: deps infra-up infra-down test lint clean up down logs status demo bench contracts contracts-release contracts-check
+# Where `make test` gets Kafka, Redis and PostgreSQL (fx_common.testinfra):
+#   containers  testcontainers on Docker (DOCKER_HOST, Docker Desktop) or podman; no Java or
+#               Postgres needed on a machine with Docker
+#   processes   local processes from deploy/{kafka,redis,postgres}
+#   auto        containers when an engine answers, processes otherwise (the default)
+FX_TEST_INFRA ?= auto
+
+.PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
+	up down logs status demo bench contracts contracts-release contracts-check images engine-down
 
 deps:
 	deploy/install-deps.sh
@@ -33,11 +41,45 @@ infra-down:
 	deploy/redis/stop.sh
 	deploy/kafka/stop.sh
 
-test: deps infra-up
+test:
+	mode="$(FX_TEST_INFRA)"; \
+	if [[ "$$mode" == auto ]]; then \
+		if deploy/containers/engine.sh reachable; then mode=containers; else mode=processes; fi; \
+	fi; \
+	case "$$mode" in \
+		containers|processes) $(MAKE) "test-$$mode" ;; \
+		*) echo "FX_TEST_INFRA=$$mode: expected containers, processes or auto" >&2; exit 2 ;; \
+	esac
+
+test-processes: deps infra-up
+	FX_TEST_INFRA=processes \
 	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
 	REDIS_URL=$(REDIS_URL) \
 	FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
 	uv run pytest $(PYTEST_ARGS)
+
+# Docker: the official images. Podman (installed here when no engine answers): the images
+# deploy/containers/build.sh makes from a local Debian base (no registry needed).
+test-containers:
+	FX_DEPS=python deploy/install-deps.sh
+	FX_CONTAINERS_INSTALL=1 deploy/containers/engine.sh up
+	eval "$$(deploy/containers/engine.sh env)"; \
+	if [[ "$$FX_CONTAINER_ENGINE" == podman ]]; then deploy/containers/build.sh kafka postgres redis; fi; \
+	env -u KAFKA_BOOTSTRAP_SERVERS -u REDIS_URL -u FX_TEST_POSTGRES_URL \
+		FX_TEST_INFRA=containers uv run pytest $(PYTEST_ARGS)
+
+# The images (podman, from the local base image) and the whole cluster in docker-compose,
+# for real: the demo scenario, two commission replicas, a restart, then nothing left behind.
+images:
+	FX_CONTAINERS_INSTALL=1 deploy/containers/engine.sh up
+	deploy/containers/build.sh
+
+compose-test:
+	deploy/containers/compose-test.sh
+
+# Stops the podman service deploy/containers/engine.sh started (if it did).
+engine-down:
+	deploy/containers/engine.sh down
 
 # The four services in the background on the local (or given) broker; `down` drains them.
 up: deps infra-up

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -38,6 +38,15 @@ OUTPUT_TOPICS = (
 )  # fmt: skip
 
 
+class Endpoints(Protocol):
+    """Where the scenario finds the cluster: demo.cluster.Cluster, or a compose project."""
+
+    bootstrap: str
+    namespace: str
+    ports: dict[str, int]
+    jwt_secret: str
+
+
 @dataclass
 class Outcome:
     events: list[tuple[str, Event]] = field(default_factory=list)
@@ -48,7 +57,7 @@ class Outcome:
 
 
 class Scenario:
-    def __init__(self, cluster: Cluster, say: Callable[[str], None] = print) -> None:
+    def __init__(self, cluster: Endpoints, say: Callable[[str], None] = print) -> None:
         self.cluster = cluster
         self.ns = cluster.namespace
         self.say = say

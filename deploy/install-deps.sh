@@ -3,7 +3,9 @@
 # Prometheus (apt), uv (PyPI), the Python workspace with its dev tools (uv sync), the Kafka jars
 # (Maven Central) and ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv
 # from npm).
-# Idempotent: whatever is already there is left alone.
+# Idempotent: whatever is already there is left alone. FX_DEPS=python installs only uv, the
+# workspace and ajv (`make test-containers` on a machine with Docker needs no Java, Redis,
+# Postgres or Prometheus).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
@@ -88,6 +90,12 @@ install_contract_checker() {
     echo "deps: installed ajv into tests/contract-js (npm ci)"
 }
 
+if [[ "${FX_DEPS:-all}" == python ]]; then
+    install_uv
+    sync_python
+    install_contract_checker
+    exit 0
+fi
 install_apt_packages
 install_uv
 sync_python

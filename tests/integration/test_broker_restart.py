@@ -1,33 +1,28 @@
 """A broker restart mid-run: services reconnect and continue, losing and duplicating nothing.
 
-Restarts the local broker with deploy/kafka/{stop,start}.sh (same FX_VAR / FX_KAFKA_PORT as
-the run that started it), so it needs the broker `make test` started, not an external one.
+Restarts the broker of the test session (fx_common.testinfra): the Kafka container, or the
+local broker with deploy/kafka/{stop,start}.sh (same FX_VAR / FX_KAFKA_PORT as the run that
+started it) — so it needs a broker the session started, not an external one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fx_common import testinfra
 from tests.kafka_helpers import publish
 from tests.probing import Probe, effect_count, paid, query, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
 def broker(action: str) -> None:
-    result = subprocess.run(
-        ["bash", str(REPO / "deploy" / "kafka" / f"{action}.sh")],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, f"broker {action} failed:\n{result.stdout}\n{result.stderr}"
+    infra = testinfra.active()
+    (infra.broker_stop if action == "stop" else infra.broker_start)()
 
 
 async def test_services_ride_out_a_broker_restart(
