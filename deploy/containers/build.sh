@@ -37,7 +37,7 @@ for target in "${targets[@]}"; do
         postgres) timed_build postgres "$FX_POSTGRES_IMAGE" "$HERE/postgres" ;;
         redis) timed_build redis "$FX_REDIS_IMAGE" "$HERE/redis" ;;
         fenxiao)
-            timed_build services "$FX_IMAGE" --build-arg "PYTHON_IMAGE=$FX_BASE_IMAGE" \
+            timed_build services "$FX_IMAGE" --build-arg "PYTHON_IMAGE=${FX_PYTHON_IMAGE:-$FX_BASE_IMAGE}" \
                 -f "$REPO_ROOT/Dockerfile" "$REPO_ROOT" ;;
         *) echo "containers: unknown image $target (kafka postgres redis fenxiao)" >&2; exit 2 ;;
     esac

@@ -43,9 +43,14 @@ up() {
     fi
     mkdir -p "$PODMAN_VAR" "$(dirname "$FX_PODMAN_SOCKET")"
     rm -f "$FX_PODMAN_SOCKET"
-    CONTAINERS_CONF="$HERE/containers.conf" setsid nohup podman system service --time=0 \
-        "unix://$FX_PODMAN_SOCKET" >>"$PODMAN_VAR/service.log" 2>&1 </dev/null &
-    echo $! >"$PID_FILE"
+    # From /: conmon fails ("Failed to get working directory") once the caller's directory is
+    # gone, e.g. a worktree's deploy/ recreated by a git checkout.
+    (
+        cd /
+        CONTAINERS_CONF="$HERE/containers.conf" setsid nohup podman system service --time=0 \
+            "unix://$FX_PODMAN_SOCKET" >>"$PODMAN_VAR/service.log" 2>&1 </dev/null &
+        echo $! >"$PID_FILE"
+    )
     for _ in $(seq 100); do
         answers "$FX_PODMAN_SOCKET" && { echo "containers: podman service on $FX_PODMAN_SOCKET (pid $(cat "$PID_FILE"))" >&2; return 0; }
         sleep 0.1

@@ -40,7 +40,7 @@ def test_servers_already_named_are_used_as_they_are() -> None:
         infra = testinfra.configure(environ)
         assert infra is not None and infra.mode == "external"
         assert (infra.bootstrap, infra.redis_url, infra.postgres_url) == tuple(URLS.values())
-        assert environ["FX_TEST_INFRA_ACTIVE"] == "external"
+        assert environ["KAFKA_BOOTSTRAP_SERVERS"] == URLS["KAFKA_BOOTSTRAP_SERVERS"]
     finally:
         testinfra._active = saved
 

@@ -56,7 +56,6 @@ class Infra:
         environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         environ["REDIS_URL"] = self.redis_url
         environ["FX_TEST_POSTGRES_URL"] = self.postgres_url
-        environ["FX_TEST_INFRA_ACTIVE"] = self.mode
 
 
 _active: Infra | None = None
