@@ -234,6 +234,7 @@ PY_READ = re.compile(
     r"""(?:environ(?:\.get)?\(|environ\[|getenv\(|envvar=)\s*["'](FX_[A-Z0-9_]+)"""
 )
 SHELL_READ = re.compile(r"\$\{(FX_[A-Z0-9_]+):?[-=?+]")
+SHELL_LIKE = {"run", "Dockerfile", "Containerfile"}
 MAKE_READ = re.compile(r"^(FX_[A-Z0-9_]+)\s*\?=", re.MULTILINE)
 
 
@@ -245,15 +246,15 @@ def project_files() -> Iterator[Path]:
 
 
 def script_variables() -> dict[str, str]:
-    """`FX_*` names read by Python (`os.environ`, typer `envvar`), shell or make, with a place."""
+    """`FX_*` names read by Python (`os.environ`, typer `envvar`), shell, compose or make."""
     found: dict[str, str] = {}
     for path in project_files():
         if path == Path(__file__):
             continue
         if path.suffix == ".py":
             pattern = PY_READ
-        elif path.suffix == ".sh" or path.relative_to(ROOT).as_posix() == ".ci/run":
-            pattern = SHELL_READ
+        elif path.suffix in {".sh", ".yml", ".yaml"} or path.name in SHELL_LIKE:
+            pattern = SHELL_READ  # scripts, compose files and Dockerfiles: ${FX_…:-default}
         elif path.name == "Makefile":
             pattern = MAKE_READ
         else:
