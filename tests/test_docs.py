@@ -290,6 +290,36 @@ def test_the_settings_scan_finds_what_it_should() -> None:
     assert {"FX_VAR", "FX_KAFKA_PORT", "FX_TEST_POSTGRES_URL"} <= set(scripts)
 
 
+# ---------------------------------------------------------------- links between pages
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(s.titles[-1]) for s in sections(page)}
+
+
+def test_links_between_pages_resolve() -> None:
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # an external URL
+            file, _, anchor = target.partition("#")
+            resolved = (page.parent / file).resolve() if file else page
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "links that lead nowhere:\n" + "\n".join(broken)
+
+
 # ---------------------------------------------------------------- no documentation outside
 
 
