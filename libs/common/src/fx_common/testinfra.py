@@ -1,6 +1,6 @@
 """Kafka, Redis and PostgreSQL for the test suite: containers, or local processes.
 
-`FX_TEST_INFRA` chooses (read by the repository's root conftest.py before any test is collected):
+`FX_TEST_INFRA` chooses (read by fx_common.pytest_plugin before any test is collected):
 
 - `containers`: start the three with testcontainers on the Docker API (`DOCKER_HOST`, Docker
   Desktop, or podman's service: deploy/containers/engine.sh). Images: `FX_KAFKA_IMAGE`
@@ -105,9 +105,13 @@ def configure(environ: MutableMapping[str, str] = os.environ) -> Infra | None:
     return _active
 
 
+def current() -> Infra | None:
+    return _active
+
+
 def active() -> Infra:
     if _active is None:
-        raise RuntimeError("no test infrastructure: the root conftest.py configures it")
+        raise RuntimeError("no test infrastructure: fx_common.pytest_plugin configures it")
     return _active
 
 

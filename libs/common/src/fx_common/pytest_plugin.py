@@ -1,5 +1,6 @@
-"""Loaded before any test module: Kafka, Redis and PostgreSQL for the session, as containers or
-local processes (`FX_TEST_INFRA`, see fx_common.testinfra)."""
+"""pytest plugin (`-p fx_common.pytest_plugin` in the root pyproject's addopts), loaded before
+any test module: Kafka, Redis and PostgreSQL for the session, as containers or local processes
+(`FX_TEST_INFRA`, see fx_common.testinfra). Never imported by the services."""
 
 import pytest
 
@@ -7,13 +8,11 @@ from fx_common import testinfra
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    infra = testinfra.configure()
-    if infra is not None and infra.mode == "containers":
-        config.stash[STARTED] = infra.started
+    testinfra.configure()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    infra = testinfra._active
+    infra = testinfra.current()
     if infra is None:
         return None
     return (
@@ -24,6 +23,3 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     testinfra.shutdown()
-
-
-STARTED = pytest.StashKey[list[str]]()
