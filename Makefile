@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down logs status demo bench contracts contracts-release contracts-check images engine-down
+	up down logs status demo bench contracts contracts-release contracts-check images engine-down migration
 
 deps:
 	deploy/install-deps.sh
@@ -110,6 +110,14 @@ bench: deps infra-up
 contracts:
 	uv run python -m fx_common.contracts.export contracts/
 	uv run python -m fx_common.asyncapi contracts/asyncapi/cluster.json
+
+# A schema change: the next revision of SERVICE's history from what its models changed
+# (autogenerate against a scratch store at the head). Read and complete it before committing.
+migration:
+	@test -n "$${SERVICE:-}" -a -n "$${MSG:-}" || { echo 'usage: make migration SERVICE=commission MSG="what changes"' >&2; exit 2; }
+	uv run fx-$(SERVICE) revision -m "$(MSG)"
+	uv run ruff check --fix-only -q services/*/src/*/alembic
+	uv run ruff format -q services/*/src/*/alembic
 
 # One mypy run per package: each service's tests have a conftest.py, and one run over all of
 # them would see several top-level modules named `conftest`.

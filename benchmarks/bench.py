@@ -327,6 +327,7 @@ async def run_service(
         "FX_HTTP_PORT": str(port),
         "FX_JWT_SECRET": JWT_SECRET,
         "FX_LOG_LEVEL": "WARNING",
+        "FX_MIGRATE": "auto",
     }
     proc = spawn(name, env)
     await asyncio.to_thread(wait_ready, port, proc)

@@ -62,6 +62,8 @@ class Cluster:
             "FX_HTTP_PORT": str(self.ports[service]),
             "FX_JWT_SECRET": self.jwt_secret,
             "FX_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            # Local runs upgrade their stores at start (production runs `fx-<service> migrate`).
+            "FX_MIGRATE": "auto",
             **self.extra_env,
             **overrides,
         }

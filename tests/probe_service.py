@@ -13,6 +13,7 @@ import sys
 
 from sqlmodel import Field, SQLModel
 
+from fx_common import db
 from fx_common.contracts.attributions import AttributedOrderCompleted
 from fx_common.envelope import Event
 from fx_common.logs import configure_logging
@@ -63,6 +64,8 @@ async def main(name: str, input_topic: str, output_topic: str, url: str) -> None
         spec(name, input_topic, output_topic),
         ServiceSettings(service=name, database_url=url, batch_max_records=200),
     )
+    # A test double without a migration history: it makes its own tables.
+    db.create_schema(runtime.engine, runtime.spec.tables)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

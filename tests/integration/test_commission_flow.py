@@ -31,7 +31,7 @@ from commission import app as commission_app
 from commission import store
 from commission.domain import commission_id_for
 from demo.cluster import Cluster
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import ATTRIBUTIONS, CLOCK, COMMISSIONS, QUALIFICATION, dlq_topic
 from fx_common.envelope import Event, decode, encode, make_event
@@ -393,6 +393,7 @@ async def test_a_plan_edited_over_http_and_facts_arriving_before_their_order(
     rebuilt = f"sqlite:///{tmp_path / 'replay.db'}"
     live_engine, rebuilt_engine = db.make_engine(store_url), db.make_engine(rebuilt)
     try:
+        migrations.upgrade(rebuilt_engine, commission_app.HISTORY)
         assert store.copy_plan_versions(live_engine, rebuilt_engine) == 1
     finally:
         live_engine.dispose()

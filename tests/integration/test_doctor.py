@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from typer.testing import CliRunner
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import COMMISSIONS, SERVICES, consumer_group, dlq_topic
 from fx_common.envelope import make_event
@@ -63,7 +63,9 @@ def stores(var: Path, namespace: str) -> ServiceRuntime:
     with the settled commission and one withdrawal request, is returned."""
     for service in SERVICES:
         engine = db.make_engine(f"sqlite:///{var / (service.replace('-', '_') + '.db')}")
-        db.create_schema(engine, load_spec(service).tables)
+        history = load_spec(service).migrations
+        assert history is not None
+        migrations.upgrade(engine, history)
         engine.dispose()
     settings = PayoutSettings(database_url=f"sqlite:///{var / 'payout.db'}")
     runtime = ServiceRuntime(load_spec("payout"), settings)
@@ -105,7 +107,7 @@ def test_a_healthy_namespace_passes_and_a_sick_one_names_each_problem(
     assert "all good" in out
     checks = {f["check"] for f in found}
     assert {"brokers", "topics", "lag", "dlq", "outbox", "migrations", "reconciliation"} <= checks
-    assert any("unmigrated" in f["message"] for f in found if f["check"] == "migrations")
+    assert any("at revision 0001" in f["message"] for f in found if f["check"] == "migrations")
     assert any("no difference" in f["message"] for f in found if f["check"] == "reconciliation")
 
     # Now break it: a dead letter, a group 1 record behind, an outbox row nobody publishes
@@ -121,13 +123,20 @@ def test_a_healthy_namespace_passes_and_a_sick_one_names_each_problem(
     with payout.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE po_ledger_entry SET amount_fen = 9500 WHERE kind = 'credit'")
     payout.engine.dispose()
+    commission = db.make_engine(f"sqlite:///{tmp_path / 'commission.db'}")
+    with commission.begin() as conn:  # as the release before migrations left it
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+    commission.dispose()
 
     code, out, found = doctor(
         where, tmp_path, "--max-lag", "0", "--service", "payout=http://127.0.0.1:1"
     )
     assert code == 1, out
     wrong = problems(found)
-    assert set(wrong) == {"lag", "dlq", "outbox", "leases", "reconciliation", "services"}, out
+    expected = {"lag", "dlq", "outbox", "leases", "reconciliation", "services", "migrations"}
+    assert set(wrong) == expected, out
+    assert wrong["migrations"][0]["subject"] == "commission"
+    assert wrong["migrations"][0]["hint"] == "fx-commission migrate"
     assert wrong["dlq"][0]["message"] == "1 dead letter(s)"
     assert wrong["dlq"][0]["hint"] == "fxctl dlq list payout"
     assert (

@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from commission import store
-from commission.app import SPEC
+from commission.app import HISTORY, SPEC
 from commission.domain import Terms
 from commission.handlers import make_handlers
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.topics import COMMISSIONS
 from fx_common.envelope import Event, decode
 from fx_common.processing import BatchOutcome
@@ -156,7 +156,7 @@ def _headers(encoded: str) -> list[tuple[str, bytes]]:
 
 def fresh_engine(url: str) -> Engine:
     engine = db.make_engine(url)
-    db.create_schema(engine, store.TABLES)
+    migrations.upgrade(engine, HISTORY)
     return engine
 
 

@@ -22,7 +22,7 @@ from httpx import Client, Response
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.envelope import Event, decode
 from fx_common.http import create_app, issue_token
@@ -30,7 +30,7 @@ from fx_common.runtime import ServiceRuntime
 from fx_common.testing import fresh_postgres_database, record
 from payout import store
 from payout.api import GATEWAY_KEY
-from payout.app import SPEC
+from payout.app import HISTORY, SPEC
 from payout.domain import Withdrawal
 from payout.settings import PayoutSettings
 
@@ -114,7 +114,7 @@ def build(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> 
     spec = dataclasses.replace(SPEC, extra={GATEWAY_KEY: gateway})
 
     runtime = ServiceRuntime(spec, settings)
-    db.create_schema(runtime.engine, spec.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     return Service(runtime, TestClient(create_app(spec, runtime)), gateway)
 
 

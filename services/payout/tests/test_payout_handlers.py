@@ -13,13 +13,13 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.processing import BatchProcessor
 from fx_common.runtime import processor_for
 from fx_common.testing import record
 from payout import domain, store
-from payout.app import SPEC
+from payout.app import HISTORY, SPEC
 from payout.domain import Balance
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -28,7 +28,7 @@ T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'payout.db'}")
-    db.create_schema(engine, store.TABLES)
+    migrations.upgrade(engine, HISTORY)
     return engine
 
 
@@ -177,7 +177,7 @@ def test_a_replay_into_an_empty_store_gives_the_same_ledger(tmp_path: Path) -> N
     ledgers = []
     for name in ("first", "replay"):
         engine = db.make_engine(f"sqlite:///{tmp_path / name}.db")
-        db.create_schema(engine, store.TABLES)
+        migrations.upgrade(engine, HISTORY)
         processor_for(SPEC, engine).process(events)
         ledgers.append(
             [(e.kind, e.amount_fen, e.source_event_id, e.occurred_at) for e in entries(engine)]

@@ -14,14 +14,14 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fx_common import db
+from fx_common import migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.ops_metrics import RECONCILIATION_DIFFERENCES
 from fx_common.replay import Record
 from fx_common.runtime import ServiceRuntime
 from fx_common.testing import raw_record, record
 from payout import commands, domain, ledger_watch, reconcile
-from payout.app import SPEC
+from payout.app import HISTORY, SPEC
 from payout.domain import Balance, EntryKind, Status
 from payout.reconciliation import (
     CommissionMovement,
@@ -390,7 +390,7 @@ def test_a_store_filled_by_the_service_reconciles_until_a_row_is_tampered(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'payout.db'}"
     runtime = ServiceRuntime(SPEC, PayoutSettings(database_url=url))
-    db.create_schema(runtime.engine, SPEC.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     records = [
         commission("fx.commission.settled", 9000, "e-1"),
         commission("fx.commission.reversed", 500, "e-2"),
@@ -432,7 +432,7 @@ def test_a_store_filled_by_the_service_reconciles_until_a_row_is_tampered(
 def test_the_in_service_ledger_check_exports_its_differences(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'payout.db'}"
     runtime = ServiceRuntime(SPEC, PayoutSettings(database_url=url))
-    db.create_schema(runtime.engine, SPEC.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     assert runtime.processor.process([commission("fx.commission.settled", 9000, "e-1")]).applied
     policy = PayoutSettings().withdrawal_policy()
     order = commands.WithdrawalOrder("d-1", "k-1", 3000, "alipay", "13812345678")

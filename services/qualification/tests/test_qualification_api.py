@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.clock import SimulatedClock
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
 from qualification import store
-from qualification.app import SPEC
+from qualification.app import HISTORY, SPEC
 from qualification.settings import QualificationSettings
 
 START = datetime(2026, 1, 1, 8, tzinfo=UTC)
@@ -40,7 +40,7 @@ def runtime(tmp_path: Path) -> Iterator[ServiceRuntime]:
     )
 
     runtime = ServiceRuntime(SPEC, settings)
-    db.create_schema(runtime.engine, SPEC.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     yield runtime
     runtime.engine.dispose()
 
@@ -598,7 +598,7 @@ def test_without_a_shared_secret_the_webhook_is_off(tmp_path: Path) -> None:
         jwt_secret=SECRET,
     )
     runtime = ServiceRuntime(SPEC, settings)
-    db.create_schema(runtime.engine, SPEC.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     try:
         client = TestClient(create_app(SPEC, runtime))
         client.post("/v1/applications", headers=auth("u1"))

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.clock import SimulatedClock
 from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import QUALIFICATION
@@ -25,7 +25,7 @@ from fx_common.processing import BatchProcessor
 from fx_common.runtime import processor_for
 from fx_common.testing import record
 from qualification import store
-from qualification.app import SPEC
+from qualification.app import HISTORY, SPEC
 from qualification.domain import Policy, Qualification, Status
 from qualification.handlers import tick_with_grace
 
@@ -39,7 +39,7 @@ PAID_FEN = sum(line["paid_amount_fen"] for line in SAMPLES["fx.order.attributed"
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'qualification.db'}")
-    db.create_schema(engine, store.TABLES)
+    migrations.upgrade(engine, HISTORY)
     return engine
 
 
@@ -252,7 +252,7 @@ def test_replay_into_an_empty_store_publishes_the_same_event_ids(tmp_path: Path)
     ids = []
     for name in ("first", "replay"):
         engine = db.make_engine(f"sqlite:///{tmp_path / name}.db")
-        db.create_schema(engine, store.TABLES)
+        migrations.upgrade(engine, HISTORY)
         seed(engine)
         processor(engine).process(batch)
         ids.append([(e.id, e.type, e.time) for e in published(engine)])
@@ -264,7 +264,7 @@ def test_a_batch_issues_the_same_sql_for_few_or_many_candidates(tmp_path: Path) 
 
     def statements_for(candidates: int) -> int:
         engine = db.make_engine(f"sqlite:///{tmp_path / f'{candidates}.db'}")
-        db.create_schema(engine, store.TABLES)
+        migrations.upgrade(engine, HISTORY)
         qualifying, late = (
             [f"q-{k}" for k in range(candidates)],
             [f"l-{k}" for k in range(candidates)],

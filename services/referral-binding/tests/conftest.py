@@ -16,13 +16,13 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.envelope import Event, decode
 from fx_common.processing import BatchOutcome
 from fx_common.runtime import processor_for
 from fx_common.testing import record
 from referral_binding import domain, store
-from referral_binding.app import ReferralBindingSettings, spec_for
+from referral_binding.app import HISTORY, ReferralBindingSettings, spec_for
 
 PERIOD = timedelta(days=10)
 
@@ -167,7 +167,7 @@ class Harness:
 def make_engine(path: Path | None) -> Engine:
     """A fresh store: a SQLite file, or in memory (one connection per thread) when no path."""
     engine = db.make_engine(f"sqlite:///{path}" if path is not None else "sqlite://")
-    db.create_schema(engine, store.TABLES)
+    migrations.upgrade(engine, HISTORY)
     return engine
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fx_common import db
+from fx_common import migrations
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
 from fx_common.testing import record
-from referral_binding.app import SPEC, ReferralBindingSettings, spec_for
+from referral_binding.app import HISTORY, SPEC, ReferralBindingSettings, spec_for
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 SECRET = "api-test-secret-long-enough-for-hs256!"
@@ -37,7 +37,7 @@ class Api:
         )
         spec = spec_for(settings)
         self.runtime = ServiceRuntime(spec, settings)
-        db.create_schema(self.runtime.engine, spec.tables)
+        migrations.upgrade(self.runtime.engine, HISTORY)
         self.client = TestClient(create_app(spec, self.runtime))
 
     def feed(self, *records: Any) -> None:

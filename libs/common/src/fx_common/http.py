@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from fx_common import tracing
 from fx_common.asyncapi import service_document
 from fx_common.http_metrics import HttpMetrics
 from fx_common.logs import configure_logging
+from fx_common.migrations import StoreNotReady
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 
 DEFAULT_PORTS = {
@@ -159,6 +161,11 @@ def serve(spec: ServiceSpec) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    try:
+        app.state.runtime.prepare_store()
+    except StoreNotReady as exc:
+        logging.getLogger(__name__).error("not starting: %s", exc)
+        raise SystemExit(2) from exc
     uvicorn.run(
         app,
         host=settings.http_host,

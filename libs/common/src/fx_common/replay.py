@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.clock import SimulatedClock
 from fx_common.contracts.topics import CLOCK
 from fx_common.runtime import ServiceSpec, processor_for
@@ -90,8 +90,10 @@ def replay(
     progress: Callable[[int], Any] | None = None,
 ) -> ReplayResult:
     """Apply the records to a fresh store (call from a thread: it is synchronous)."""
+    if spec.migrations is None:
+        raise ValueError(f"{spec.name} has no migration history to build a fresh store with")
     engine = db.make_engine(store_url)
-    db.create_schema(engine, spec.tables)
+    migrations.upgrade(engine, spec.migrations)
     simulated = any(tp.topic.endswith(CLOCK) for tp in partitions)
     clock = SimulatedClock(clock_start or datetime(2026, 1, 1, tzinfo=UTC)) if simulated else None
     processor = processor_for(spec, engine, clock, namespace)

@@ -25,6 +25,7 @@ from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
 from fx_common.envelope import DecodeError, UnknownEventType, decode
+from fx_common.migrations import History, ensure
 from fx_common.processing import (
     BatchProcessor,
     Consumer,
@@ -47,6 +48,8 @@ class ServiceSpec:
     topics: Sequence[str]
     handlers: Mapping[str, Handler]
     tables: Sequence[type[SQLModel]]
+    # The store's migration history; None only for test doubles that make their own tables.
+    migrations: History | None = None
     outputs: Sequence[str] = ()
     router: APIRouter | None = None
     on_tick: TickHandler | None = None
@@ -167,7 +170,7 @@ class ServiceRuntime:
         self.sweeper_owner = f"{spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     async def start(self) -> None:
-        await asyncio.to_thread(db.create_schema, self.engine, self.spec.tables)
+        await asyncio.to_thread(self.prepare_store)
         await self._until_broker(
             lambda: ensure_topics(
                 self.settings.kafka_bootstrap_servers,
@@ -189,6 +192,12 @@ class ServiceRuntime:
             self._spawn(self._sweep_forever(), "sweeper")
         self.started = True
         log.info("service started", extra={"topics": list(self.spec.topics)})
+
+    def prepare_store(self) -> None:
+        """The store at the code's revision: upgraded first under FX_MIGRATE=auto, else
+        refused when behind (`migrations.StoreNotReady` names the command that upgrades it)."""
+        if self.spec.migrations is not None:
+            ensure(self.engine, self.spec.migrations, auto=self.settings.migrate == "auto")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.spec.name}-{name}")

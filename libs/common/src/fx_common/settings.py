@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FX_REDIS_URL")
     )
     var_dir: Path = Path("var")
+    # `auto`: upgrade the store to the code's revision at start (local runs, demo, tests).
+    # Otherwise a store behind the code is refused: `fx-<service> migrate` upgrades it.
+    migrate: Literal["off", "auto"] = "off"
     # Prefix for every topic and consumer group. Empty in production (the contract names);
     # lets tests, benchmarks and demos run isolated clusters on one broker.
     topic_namespace: str = ""

@@ -6,17 +6,21 @@ from commission import store
 from commission.api import router
 from commission.handlers import make_handlers, on_tick, prepare
 from commission.settings import CommissionSettings
+from fx_common.cli import main as run
 from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
-from fx_common.http import serve
+from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 
 __all__ = ["SPEC", "CommissionSettings", "main"]
+
+HISTORY = History.of("commission", __file__, store.TABLES)
 
 SPEC = ServiceSpec(
     name="commission",
     topics=(ATTRIBUTIONS, QUALIFICATION),
     handlers=make_handlers(CommissionSettings().terms()),
     tables=store.TABLES,
+    migrations=HISTORY,
     outputs=(COMMISSIONS,),
     router=router,
     on_tick=on_tick,
@@ -26,4 +30,5 @@ SPEC = ServiceSpec(
 
 
 def main() -> None:
-    serve(SPEC)
+    """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
+    run(SPEC)

@@ -292,12 +292,11 @@ def add_plan_version(
 
 
 def copy_plan_versions(source: sa.Engine, target: sa.Engine) -> int:
-    """Copy the plan versions of a live store into a fresh one (returns how many).
+    """Copy the plan versions of a live store into a fresh, migrated one (returns how many).
 
     Plan versions come from HTTP, not from a topic: a replay into a fresh store needs them
     first, or it would price every order at the configured default rate (version 0).
     """
-    db.create_schema(target, TABLES)
     tables = [_table(PlanVersionRecord), _table(PlanRateRecord)]
     with source.connect() as reading, target.begin() as writing:
         rows = {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from fx_common.cli import main as run
 from fx_common.contracts.topics import COMMISSIONS, PAYOUTS
-from fx_common.http import serve
+from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 from payout import store
 from payout.api import GATEWAY_KEY, router
@@ -12,12 +13,15 @@ from payout.handlers import HANDLERS, prepare
 from payout.ledger_watch import watch_ledger
 from payout.settings import PayoutSettings
 
+HISTORY = History.of("payout", __file__, store.TABLES)
+
 SPEC = ServiceSpec(
     name="payout",
     topics=[COMMISSIONS],
     handlers=HANDLERS,
     prepare=prepare,
     tables=store.TABLES,
+    migrations=HISTORY,
     outputs=[PAYOUTS],
     router=router,
     settings_cls=PayoutSettings,
@@ -27,4 +31,5 @@ SPEC = ServiceSpec(
 
 
 def main() -> None:
-    serve(SPEC)
+    """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
+    run(SPEC)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.commissions import CommissionReversed, CommissionSettled
 from fx_common.contracts.topics import COMMISSIONS, consumer_group
 from fx_common.envelope import DecodeError, UnknownEventType, decode
@@ -145,8 +145,13 @@ async def build_report(settings: PayoutSettings, wait_s: float) -> Report:
 
 def read_store(url: str) -> tuple[list[LedgerLine], list[WithdrawalFacts]]:
     """The ledger and the withdrawals as of one moment (a withdrawal command writes both)."""
+    from payout.app import HISTORY  # the app imports this module (the in-service check)
+
     engine = _snapshot_engine(url)
     try:
+        found = migrations.status(engine, HISTORY)
+        if not found.at_head:
+            raise migrations.StoreNotReady(f"{found.describe()}: run `{HISTORY.command}` first")
         with Session(engine) as session, session.begin():
             return store.ledger_lines(session), store.withdrawal_facts(session)
     finally:
@@ -193,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = PayoutSettings()
     try:
         report = asyncio.run(build_report(settings, args.wait))
-    except (KafkaError, SQLAlchemyError, OSError) as exc:
+    except (KafkaError, SQLAlchemyError, OSError, migrations.StoreNotReady) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"reconcile: cannot read the store or the broker: {reason}", file=sys.stderr)
         sys.exit(2)

@@ -6,8 +6,9 @@ here; the app itself is created by `serve`, never at import time.
 
 from __future__ import annotations
 
+from fx_common.cli import main as run
 from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
-from fx_common.http import serve
+from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 from qualification.api import router
 from qualification.handlers import HANDLERS, prepare, tick_with_grace
@@ -16,11 +17,14 @@ from qualification.store import TABLES
 
 __all__ = ["SPEC", "QualificationSettings", "main"]
 
+HISTORY = History.of("qualification", __file__, TABLES)
+
 SPEC = ServiceSpec(
     name="qualification",
     topics=[ATTRIBUTIONS],
     handlers=HANDLERS,
     tables=TABLES,
+    migrations=HISTORY,
     outputs=[QUALIFICATION],
     router=router,
     on_tick=tick_with_grace(QualificationSettings().assessment_grace),
@@ -30,4 +34,5 @@ SPEC = ServiceSpec(
 
 
 def main() -> None:
-    serve(SPEC)
+    """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
+    run(SPEC)

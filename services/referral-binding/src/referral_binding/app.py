@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from fx_common.cli import main as run
 from fx_common.contracts.topics import (
     ATTRIBUTIONS,
     BINDINGS,
@@ -14,7 +15,7 @@ from fx_common.contracts.topics import (
     MALL_SHARES,
     QUALIFICATION,
 )
-from fx_common.http import serve
+from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 from fx_common.settings import MAX_PERIOD, ServiceSettings
 from referral_binding import domain, handlers, store
@@ -22,6 +23,7 @@ from referral_binding.api import router
 from referral_binding.cache import BindingCache
 
 NAME = "referral-binding"
+HISTORY = History.of(NAME, __file__, store.TABLES)
 
 
 class ReferralBindingSettings(ServiceSettings):
@@ -66,6 +68,7 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
         topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
         handlers=handlers.handlers_for(settings.protection_period, settings.rules()),
         tables=store.TABLES,
+        migrations=HISTORY,
         outputs=(BINDINGS, ATTRIBUTIONS),
         router=router,
         on_tick=on_tick,
@@ -79,4 +82,5 @@ SPEC = spec_for(ReferralBindingSettings())
 
 
 def main() -> None:
-    serve(SPEC)
+    """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
+    run(SPEC)

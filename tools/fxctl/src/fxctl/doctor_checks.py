@@ -13,12 +13,14 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.topics import SERVICES, dlq_topic
 from fx_common.runtime import all_topics
 from fxctl.context import Target
 from fxctl.kafka_io import beginning_offsets, end_offsets
+from fxctl.replay_cmd import load_spec
 from fxctl.topics_cmd import gather
 
 
@@ -114,7 +116,7 @@ def store_findings(service: str, url: str, now: datetime) -> list[Finding]:
     try:
         with engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
-            found = [_revision(service, conn, tables)]
+            found = [_revision(service, conn)]
             if "fx_outbox" in tables:
                 found.append(_backlog(service, conn))
             if "fx_lease" in tables:
@@ -127,11 +129,14 @@ def store_findings(service: str, url: str, now: datetime) -> list[Finding]:
         engine.dispose()
 
 
-def _revision(service: str, conn: object, tables: set[str]) -> Finding:
-    if "alembic_version" not in tables:
-        return good("migrations", service, "unmigrated (no alembic_version: made by create_all)")
-    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()  # type: ignore[attr-defined]
-    return good("migrations", service, f"revision {', '.join(r[0] for r in rows) or '(none)'}")
+def _revision(service: str, conn: Connection) -> Finding:
+    history = load_spec(service).migrations
+    if history is None:
+        return good("migrations", service, "no migration history")
+    found = migrations.status_of(conn, history)
+    if found.at_head:
+        return good("migrations", service, found.describe())
+    return bad("migrations", service, found.describe(), history.command)
 
 
 def _backlog(service: str, conn: object) -> Finding:

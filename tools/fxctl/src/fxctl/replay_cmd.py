@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
-from fx_common import db
+from fx_common import db, migrations
 from fx_common.contracts.topics import CLOCK, SERVICES
 from fx_common.replay import read_topics, replay
 from fx_common.runtime import ServiceSpec
@@ -81,11 +81,12 @@ def _describe(row: OutboxRow) -> str:
 
 def seed_plan_versions(spec: ServiceSpec, live_url: str, url: str) -> None:
     """Commission plan versions come from HTTP, not from a topic: copy them first."""
+    from commission.app import HISTORY
     from commission.store import copy_plan_versions
 
     live, fresh = db.make_engine(live_url), db.make_engine(url)
     try:
-        db.create_schema(fresh, spec.tables)
+        migrations.upgrade(fresh, HISTORY)
         copy_plan_versions(live, fresh)
     finally:
         live.dispose()

@@ -1,0 +1,247 @@
+"""Each service's migration history, on SQLite and Postgres: an empty store upgraded to the
+head has exactly the models' schema; a store the previous release made with `create_all`,
+holding data, is refused until upgraded, upgrades with its data intact and the service
+carries on; the command line says what to run."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, MetaData, inspect, select, text
+from sqlmodel import Session
+
+from fx_common import db, migrations
+from fx_common.contracts.samples import SAMPLES
+from fx_common.runtime import ServiceSpec, processor_for
+from fx_common.testing import fresh_postgres_database, record
+
+REPO = Path(__file__).resolve().parents[1]
+T0 = datetime(2025, 1, 3, 0, 30, tzinfo=UTC)  # when the samples were paid
+APPS = {
+    "referral-binding": "referral_binding.app",
+    "qualification": "qualification.app",
+    "commission": "commission.app",
+    "payout": "payout.app",
+}
+
+
+def spec_of(service: str) -> ServiceSpec:
+    spec: ServiceSpec = importlib.import_module(APPS[service]).SPEC
+    return spec
+
+
+def history_of(service: str) -> migrations.History:
+    history = spec_of(service).migrations
+    assert history is not None, f"{service} ships no migration history"
+    return history
+
+
+@pytest.fixture(params=list(APPS))
+def service(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary-key order."""
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as conn:
+        return {
+            name: [tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))]
+            for name, table in tables.tables.items()
+            if name != "alembic_version"
+        }
+
+
+def events(spec: ServiceSpec, batch: str, at: datetime) -> list[Any]:
+    """One contract-valid event of every type the service handles."""
+    return [
+        record(ce_type, SAMPLES[ce_type], time=at, event_id=f"{batch}-{ce_type}")
+        for ce_type in spec.handlers
+        if ce_type in SAMPLES
+    ]
+
+
+def seed_commands(service: str, engine: Engine) -> None:
+    """What only HTTP commands write: qualification's candidates (its events need one)."""
+    if service != "qualification":
+        return
+    from qualification import store
+    from qualification.domain import Policy, Qualification
+
+    policy = Policy(3, timedelta(days=30), True, timedelta(0))
+    candidate = Qualification("u-sharer")
+    candidate.apply(T0 - timedelta(days=2), policy)
+    candidate.confirm_contact(T0 - timedelta(days=1), policy)
+    with Session(engine) as session, session.begin():
+        store.save(session, candidate)
+
+
+def test_every_service_ships_a_history_with_one_head_and_the_baseline_first() -> None:
+    for service in APPS:
+        history = history_of(service)
+        assert history.versions.is_dir(), history.versions
+        assert history.baseline == "0001"
+        assert len(history.script.get_heads()) == 1, f"{service}: branched history"
+        assert history.versions.is_relative_to(REPO / "services"), "ships inside the package"
+
+
+def test_an_empty_store_upgraded_to_head_has_exactly_the_models_schema(
+    service: str, engine: Engine
+) -> None:
+    history = history_of(service)
+    found = migrations.upgrade(engine, history)
+    assert found.at_head and found.current == history.head
+    assert migrations.differences(engine, history) == []
+    expected = set(history.metadata().tables) | {"alembic_version"}
+    assert set(inspect(engine).get_table_names()) == expected
+
+
+def test_the_differences_see_a_model_the_revisions_do_not_have(engine: Engine) -> None:
+    history = history_of("payout")
+    migrations.upgrade(engine, history)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_po_withdrawal_status"))
+    (difference,) = migrations.differences(engine, history)
+    assert difference[0] == "add_index"
+
+
+def test_a_store_the_previous_release_made_upgrades_with_its_data_and_carries_on(
+    service: str, engine: Engine
+) -> None:
+    spec = spec_of(service)
+    history = history_of(service)
+    db.create_schema(engine, spec.tables)  # what every release before migrations did
+    seed_commands(service, engine)
+    first = events(spec, "before", T0)
+    processor_for(spec, engine).process(first)
+    before = dump(engine)
+    assert len(before["fx_inbox"]) == len(first)
+    assert any(rows for name, rows in before.items() if not name.startswith("fx_")), before
+
+    with pytest.raises(migrations.StoreNotReady, match=f"`fx-{service} migrate`"):
+        migrations.ensure(engine, history, auto=False)
+    assert migrations.status(engine, history).legacy
+
+    assert migrations.upgrade(engine, history).at_head
+    assert dump(engine) == before
+    assert migrations.differences(engine, history) == []
+    assert migrations.ensure(engine, history, auto=False).at_head
+
+    later = events(spec, "after", T0 + timedelta(days=1))
+    outcome = processor_for(spec, engine).process(later)
+    assert outcome.duplicates == 0
+    assert len(dump(engine)["fx_inbox"]) == len(first) + len(later)
+
+
+def test_auto_upgrades_an_empty_store_and_a_second_start_does_nothing(engine: Engine) -> None:
+    history = history_of("commission")
+    assert migrations.ensure(engine, history, auto=True).at_head
+    assert migrations.ensure(engine, history, auto=True).current == history.head
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+
+
+def test_a_store_from_a_newer_release_is_refused_even_with_auto(engine: Engine) -> None:
+    history = history_of("qualification")
+    migrations.upgrade(engine, history)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(migrations.StoreNotReady, match="9999, which this code does not know"):
+        migrations.ensure(engine, history, auto=True)
+
+
+def test_a_partial_store_without_a_revision_is_not_adopted(engine: Engine) -> None:
+    history = history_of("referral-binding")
+    db.create_schema(engine, [])  # only the common tables
+    with pytest.raises(migrations.StoreNotReady, match="only part of the baseline"):
+        migrations.upgrade(engine, history)
+
+
+def test_a_replay_builds_its_fresh_store_through_the_migrations(tmp_path: Path) -> None:
+    from fx_common.replay import replay
+
+    spec = spec_of("payout")
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    replay(spec, url, {})
+    rebuilt = db.make_engine(url)
+    try:
+        assert migrations.status(rebuilt, history_of("payout")).at_head
+    finally:
+        rebuilt.dispose()
+    with pytest.raises(ValueError, match="no migration history"):
+        replay(replace(spec, migrations=None), url, {})
+
+
+def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / argv[0]), *argv[1:]],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def command_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`fx-payout ARGV` in this process: its exit status and what it printed."""
+    from fx_common.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(spec_of("payout"), argv)
+    out, err = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 2), out + err + (
+        code if isinstance(code, str) else ""
+    )
+
+
+@pytest.mark.postgres
+def test_the_command_line_refuses_to_serve_a_store_behind_and_migrates_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payout.reconcile import read_store
+
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    assert server, "FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it"
+    with fresh_postgres_database(server) as url:
+        engine = db.make_engine(url)
+        try:
+            db.create_schema(engine, spec_of("payout").tables)  # the previous release
+        finally:
+            engine.dispose()
+        env = {"DATABASE_URL": url, "FX_MIGRATE": "off", "FX_HTTP_PORT": "0"}
+        monkeypatch.setenv("DATABASE_URL", url)
+
+        refused = run("fx-payout", env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert "Upgrade it with `fx-payout migrate`" in refused.stderr
+        assert "FX_MIGRATE=auto" in refused.stderr
+        code, printed = command_line(["migrate", "--check"], capsys)
+        assert code == 1 and "from before migrations" in printed, printed
+        with pytest.raises(migrations.StoreNotReady, match="run `fx-payout migrate` first"):
+            read_store(url)
+
+        migrated = run("fx-payout", "migrate", env=env)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "now at revision 0001" in migrated.stdout
+        assert ":fx@" not in migrated.stdout, "the password is never printed"
+        for argv in (["migrate", "--check"], ["migrate", "--wait", "1"], ["migrate"]):
+            code, printed = command_line(argv, capsys)
+            assert code == 0 and "revision 0001" in printed, (argv, printed)
+        assert read_store(url) == ([], [])
