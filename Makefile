@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down logs status demo bench contracts contracts-release contracts-check images engine-down migration
+	up down reset logs status demo bench contracts contracts-release contracts-check images engine-down migration
 
 deps:
 	deploy/install-deps.sh
@@ -87,6 +87,11 @@ up: deps infra-up
 
 down:
 	deploy/cluster.sh down
+
+# From nothing: stop the services, delete the namespace's topics, cached answers and stores
+# (var/stores/<FX_TOPIC_NAMESPACE>/), start again.
+reset: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) REDIS_URL=$(REDIS_URL) deploy/cluster.sh reset
 
 logs:
 	deploy/cluster.sh logs

@@ -1,22 +1,63 @@
 #!/usr/bin/env bash
 # The four services as background processes: up (wait until every /readyz answers 200),
-# down (SIGTERM: each finishes its batch and flushes its outbox), logs, status.
+# down (SIGTERM: each finishes its batch and flushes its outbox), reset (down, forget the
+# namespace's stores, topics and cache, up again), logs, status.
 # Environment: KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, FX_* pass through to every service;
-# FX_VAR (default <repo>/var) holds pid files, logs and the SQLite stores.
+# FX_VAR (default <repo>/var) holds pid files, logs and the SQLite stores, one directory per
+# topic namespace: FX_VAR_DIR defaults to $FX_VAR/stores/<FX_TOPIC_NAMESPACE> (`default` for
+# the empty namespace), and a store directory written under another namespace is refused.
+# Stores are upgraded at start (FX_MIGRATE=auto, a local run); ports are FX_HTTP_PORT_BASE+1…4.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FX_VAR="$(realpath -m "${FX_VAR:-$PWD/var}")"
-export FX_VAR_DIR="${FX_VAR_DIR:-$FX_VAR/stores}"
+namespace="${FX_TOPIC_NAMESPACE:-}"
+if [[ "$namespace" == */* || "$namespace" == . || "$namespace" == .. ]]; then
+    echo "cluster: FX_TOPIC_NAMESPACE=$namespace cannot name a store directory" >&2; exit 2
+fi
+export FX_VAR_DIR="${FX_VAR_DIR:-$FX_VAR/stores/${namespace:-default}}"
+export FX_MIGRATE="${FX_MIGRATE:-auto}"
 run="$FX_VAR/run"
 logs="$FX_VAR/log"
-mkdir -p "$run" "$logs" "$FX_VAR_DIR"
+marker="$FX_VAR_DIR/.namespace"
+mkdir -p "$run" "$logs"
 
-declare -A PORTS=([referral-binding]=8101 [qualification]=8102 [commission]=8103 [payout]=8104)
+base="${FX_HTTP_PORT_BASE:-8100}"
+declare -A PORTS=([referral-binding]=$((base + 1)) [qualification]=$((base + 2)) [commission]=$((base + 3)) [payout]=$((base + 4)))
 SERVICES=(referral-binding qualification commission payout)
 
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+any_alive() { for s in "${SERVICES[@]}"; do alive "$s" && return 0; done; return 1; }
+running_namespace() { cat "$run/namespace" 2>/dev/null || echo "(unknown)"; }
+
+# The stores in FX_VAR_DIR must be this namespace's: refuse another's, or ones that say nothing.
+check_stores() {
+    if [[ -f "$marker" ]]; then
+        local written; written="$(cat "$marker")"
+        [[ "$written" == "$namespace" ]] && return 0
+        echo "cluster: $FX_VAR_DIR holds the stores of namespace '${written}', not '${namespace}':" \
+            "use FX_TOPIC_NAMESPACE='${written}', another FX_VAR_DIR, or reset it" >&2
+        return 1
+    fi
+    if compgen -G "$FX_VAR_DIR/*.db" >/dev/null; then
+        echo "cluster: $FX_VAR_DIR holds stores that record no namespace:" \
+            "move them away or \`make reset\` (FX_VAR_DIR=$FX_VAR_DIR)" >&2
+        return 1
+    fi
+}
 
 up() {
+    if any_alive && [[ "$(running_namespace)" != "$namespace" ]]; then
+        echo "cluster: already running under namespace '$(running_namespace)': \`make down\` first" >&2
+        exit 1
+    fi
+    check_stores || exit 1
+    if compgen -G "$FX_VAR/stores/*.db" >/dev/null; then
+        echo "cluster: note: $FX_VAR/stores/*.db predate per-namespace stores and are not used" \
+            "(move them to $FX_VAR/stores/<namespace>/ to keep them)" >&2
+    fi
+    mkdir -p "$FX_VAR_DIR"
+    printf '%s' "$namespace" >"$marker"
+    printf '%s' "$namespace" >"$run/namespace"
     for s in "${SERVICES[@]}"; do
         if alive "$s"; then echo "cluster: $s already running (pid $(cat "$run/$s.pid"))"; continue; fi
         FX_HTTP_PORT="${PORTS[$s]}" nohup .venv/bin/"fx-$s" >>"$logs/$s.log" 2>&1 &
@@ -46,10 +87,27 @@ down() {
     done
 }
 
+# From nothing: stop the services (if they run this namespace), delete the namespace's
+# topics and cached answers, remove its stores, then start again.
+reset() {
+    if [[ -f "$marker" && "$(cat "$marker")" != "$namespace" ]]; then
+        check_stores || exit 1
+    fi
+    if any_alive; then
+        if [[ "$(running_namespace)" == "$namespace" || ! -f "$run/namespace" ]]; then down
+        else echo "cluster: the services run namespace '$(running_namespace)': \`make down\` first" >&2; exit 1; fi
+    fi
+    .venv/bin/python deploy/reset_namespace.py
+    rm -rf "$FX_VAR_DIR"
+    echo "cluster: removed the stores in $FX_VAR_DIR"
+    up
+}
+
 case "${1:-}" in
     up) up ;;
     down) down ;;
+    reset) reset ;;
     logs) tail -n "${LINES:-50}" -F "$logs"/*.log ;;
     status) for s in "${SERVICES[@]}"; do alive "$s" && echo "$s: running" || echo "$s: stopped"; done ;;
-    *) echo "usage: $0 up|down|logs|status" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|reset|logs|status" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ checked field by field, their topics against each service's own `SPEC.topics`.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib
 from collections import Counter
@@ -187,7 +188,7 @@ def test_kustomization_lists_every_manifest_except_the_secret_example() -> None:
 
 def test_every_kind_is_expected_and_no_hpa_beside_keda() -> None:
     kinds = Counter(m.kind for m in MANIFESTS)
-    per_service = {"Deployment", "Service", "PodDisruptionBudget", "ScaledObject"}
+    per_service = {"Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "Job"}
     assert kinds == Counter(
         {"Namespace": 1, "ConfigMap": 1, "Secret": 1}
         | {kind: len(SERVICES) for kind in per_service}
@@ -219,6 +220,7 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_configmap_holds_the_shared_settings() -> None:
     data = config_data()
+    assert data.get("FX_MIGRATE", "off") == "off", "replicas never migrate: the Jobs do"
     assert {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"} <= data.keys()
     assert data["FX_CLOCK"] == "system"
     assert data["FX_HTTP_HOST"] == "0.0.0.0"
@@ -401,3 +403,68 @@ def test_the_hpa_keda_derives_is_valid(service: str) -> None:
     for version in K8S_VERSIONS:
         errors = schema_errors(hpa, version)
         assert errors is None, f"{service} HPA against Kubernetes {version}: {errors}"
+
+
+# --- migrations: a Job per store, replicas only wait ------------------------------------------
+
+
+def migration_job(service: str) -> dict[str, Any]:
+    job = find("Job", f"{service}-migrate")
+    assert job.file == f"{service}.yaml"
+    doc: dict[str, Any] = job.doc
+    return doc
+
+
+def parses(argv: list[str]) -> argparse.Namespace:
+    """The command line as `fx_common.cli` reads it (a typo in a manifest fails here)."""
+    from fx_common.cli import _parser
+
+    service = argv[0].removeprefix("fx-")
+    assert service in SERVICES, argv
+    return _parser(service).parse_args(argv[1:])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_job_migrates_each_store_once_per_release(service: str) -> None:
+    job = migration_job(service)
+    spec = job["spec"]
+    assert spec.get("parallelism", 1) == 1 and spec.get("completions", 1) == 1
+    assert spec["backoffLimit"] >= 1, "retried while Postgres is not reachable yet"
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] in {"Never", "OnFailure"}
+    [ctr] = pod["containers"]
+    assert ctr["image"] == IMAGE
+    args = parses(ctr["command"])
+    assert args.command == "migrate" and not args.check and args.wait is None
+    assert service_spec(service).migrations is not None
+    ref = env_of(ctr)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == env_of(container(service))["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
+    assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
+    labels = spec["template"]["metadata"]["labels"]
+    assert not pod_labels(service).items() <= labels.items(), (
+        "the Job's pod must not count as a replica (Service endpoints, PodDisruptionBudget)"
+    )
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_replicas_wait_for_the_migration_and_never_run_it(service: str) -> None:
+    pod = find("Deployment", service).doc["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    assert init["image"] == IMAGE
+    args = parses(init["command"])
+    assert args.command == "migrate" and args.wait is not None and args.wait >= 60
+    ref = env_of(init)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == env_of(container(service))["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    ctr = container(service)
+    assert parses(ctr["command"]).command is None, "the replica serves"
+    assert "FX_MIGRATE" not in env_of(ctr) and "FX_MIGRATE" not in env_of(init)
+
+
+def test_the_readme_says_how_a_release_migrates() -> None:
+    readme = (K8S_DIR / "README.md").read_text(encoding="utf-8")
+    assert "delete job -l app.kubernetes.io/component=migration" in readme
+    assert "fx-<service> migrate" in readme
