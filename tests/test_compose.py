@@ -172,6 +172,7 @@ def test_fx_service(services: dict[str, dict[str, Any]], name: str, port: int) -
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert "FX_JWT_SECRET" in env
+    assert env["FX_MIGRATE"] == "${FX_MIGRATE:-auto}", "a service refuses an unmigrated store"
     assert env["FX_HTTP_PORT"] == str(port)
     assert [str(p) for p in service["expose"]] == [str(port)]
     assert "container_name" not in service, "a fixed container name prevents --scale"
