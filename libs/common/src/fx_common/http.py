@@ -59,6 +59,7 @@ def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> Fast
             yield
         finally:
             await runtime.stop()
+            tracing.shutdown()  # export the last spans (uvicorn exits by re-raising SIGTERM)
 
     app = FastAPI(title=f"fenxiao {spec.name}", lifespan=lifespan)
     app.state.runtime = runtime

@@ -8,7 +8,7 @@ written against these names.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -82,3 +82,23 @@ def lag(service: str, kafka: Any, offsets: Mapping[Any, int]) -> None:
             metrics.CONSUMER_LAG.labels(service, tp.topic, str(tp.partition)).set(
                 max(high - offset, 0)
             )
+
+
+# Dead-letter reasons of the envelope (`DecodeError`); domain refusals add their own.
+DECODE_ERRORS = ("empty_value", "invalid_json", "invalid_envelope", "unsupported_version",
+                 "contract_violation")  # fmt: skip
+FLOWS_BY_TOPIC = {"fx.commissions.v1": ("accrued", "settled", "reversed"),
+                  "fx.payouts.v1": ("withdrawn",)}  # fmt: skip
+
+
+def initialise(service: str, outputs: Sequence[str]) -> None:
+    """Export the counters an alert or a panel reads at 0 from the start: a series that
+    appears with its first increment hides that increment from `rate()` and `increase()`."""
+    metrics.BATCH_RETRIES.labels(service)
+    metrics.RECORDS_IGNORED.labels(service)
+    metrics.RECORDS_DUPLICATE.labels(service)
+    for error_type in DECODE_ERRORS:
+        metrics.DLQ_RECORDS.labels(service, error_type)
+    for topic in outputs:
+        for flow in FLOWS_BY_TOPIC.get(topic, ()):
+            MONEY_FEN.labels(service, flow)

@@ -170,6 +170,7 @@ class ServiceRuntime:
         self.sweeper_owner = f"{spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     async def start(self) -> None:
+        ops_metrics.initialise(self.spec.name, self.spec.outputs)
         await asyncio.to_thread(self.prepare_store)
         await self._until_broker(
             lambda: ensure_topics(

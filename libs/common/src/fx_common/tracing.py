@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -45,14 +45,18 @@ def endpoint() -> str | None:
     )
 
 
-def configure(service: str) -> bool:
-    """Install the OTLP exporter for this process when an endpoint is configured."""
-    if not endpoint():
+def configure(service: str, exporter: SpanExporter | None = None) -> bool:
+    """Install the OTLP exporter for this process when an endpoint is configured (or the
+    given exporter, e.g. an in-memory one in tests)."""
+    if exporter is None and not endpoint():
         return False
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
     _state["provider"] = provider
     _state["tracer"] = provider.get_tracer("fx_common")
     return True
