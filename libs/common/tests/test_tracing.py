@@ -1,11 +1,14 @@
-"""Spans, traceparents, logs and HTTP metrics of one process, in memory (no collector).
+"""Spans, traceparents, logs and the operators' metrics of one process, in memory (no
+collector).
 
 The cross-service trace on the real broker is tests/integration/test_tracing.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -25,8 +28,10 @@ from fx_common.contracts.attributions import AttributedOrderCompleted
 from fx_common.contracts.samples import SAMPLES
 from fx_common.envelope import Event, encode, make_event
 from fx_common.http_metrics import HttpMetrics
-from fx_common.ops_metrics import HTTP_REQUESTS, MONEY_FEN, published
+from fx_common.ops_metrics import HTTP_REQUESTS, LEADER, MONEY_FEN, published
 from fx_common.processing import BatchProcessor, UnitOfWork
+from fx_common.runtime import ServiceRuntime, ServiceSpec
+from fx_common.settings import ServiceSettings
 from fx_common.testing import raw_record
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -159,3 +164,25 @@ def test_money_events_count_their_fen_by_flow() -> None:
     assert fen("accrued") == 2680
     assert fen("withdrawn") == 5000
     assert fen("settled") == 0
+
+
+async def test_the_sweeper_exports_whether_it_holds_its_lease(tmp_path: Path) -> None:
+    ticks: list[datetime] = []
+    spec = ServiceSpec(
+        name="sweep-test", topics=[], handlers={}, tables=[],
+        on_tick=lambda uow, now: ticks.append(now),
+    )  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    holder = ServiceRuntime(spec, ServiceSettings(database_url=url, sweep_interval_s=0.05))
+    db.create_schema(holder.engine, [])
+    assert db.try_lease(holder.engine, "sweeper", "another-replica", 60)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(holder._sweep_forever(), 0.3)
+    assert LEADER.labels("sweep-test", "sweeper")._value.get() == 0
+    assert not ticks
+    db.release_lease(holder.engine, "sweeper", "another-replica")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(holder._sweep_forever(), 0.3)
+    assert LEADER.labels("sweep-test", "sweeper")._value.get() == 1
+    assert ticks
+    holder.engine.dispose()
