@@ -45,5 +45,5 @@ if ! mmdebstrap --variant=minbase --include=ca-certificates,python3 "${hooks[@]}
     echo "containers: mmdebstrap failed" >&2
     exit 1
 fi
-"$HERE/podman.sh" import --change 'CMD ["/bin/bash"]' "$work/base.tar" "$FX_BASE_IMAGE" >/dev/null
+"$HERE/podman.sh" import -q --change 'CMD ["/bin/bash"]' "$work/base.tar" "$FX_BASE_IMAGE" >/dev/null
 echo "containers: base image $FX_BASE_IMAGE made in $(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0fs", b - a }') from $mirror"
