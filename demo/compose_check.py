@@ -1,7 +1,8 @@
 """`make compose-test`, after `docker-compose up`: the cluster the compose file runs, checked for
 real through its published ports and the engine's API (deploy/containers/compose-test.sh).
 
-1. every service's `/readyz` answers (in each container); the time to a ready cluster;
+1. every service's `/readyz` answers (in each container); the time to a ready cluster; each
+   store was upgraded by its one-shot `<service>-migrate` (exit 0), not by the services;
 2. the demo scenario with the same checks as the end-to-end test (demo.checks);
 3. commission scaled to two replicas: both join the group and both consume records;
 4. one commission replica restarted while orders flow: every order is attributed and accrues
@@ -58,11 +59,21 @@ class Compose:
     def run(self, *args: str) -> None:
         subprocess.run([*self.command, *args], check=True)
 
-    def containers(self, service: str) -> list[Any]:
+    def containers(self, service: str, *, stopped: bool = False) -> list[Any]:
         labels = [f"com.docker.compose.project={self.project}",
                   f"com.docker.compose.service={service}"]  # fmt: skip
-        found = self.engine.containers.list(filters={"label": labels})
+        found = self.engine.containers.list(all=stopped, filters={"label": labels})
         return sorted(found, key=lambda c: str(c.name))
+
+    def check_migrated_once(self) -> None:
+        """Each store upgraded by its one-shot (exit 0), the services refusing to do it."""
+        for service in SERVICES:
+            [migrate] = self.containers(f"{service}-migrate", stopped=True)
+            state = migrate.attrs["State"]
+            assert (state["Status"], state["ExitCode"]) == ("exited", 0), (migrate.name, state)
+            for container in self.containers(service):
+                env = container.attrs["Config"]["Env"]
+                assert "FX_MIGRATE=off" in env, f"{container.name} would migrate its store itself"
 
     def http(self, container: Any, service: str, path: str) -> tuple[int, str]:
         """GET inside the container (replicas publish no port): exit code and body."""
@@ -175,6 +186,8 @@ async def main(args: argparse.Namespace) -> int:
     for container in compose.containers("payout"):
         code, uid = container.exec_run(["id", "-u"])
         assert code == 0 and uid.decode().strip() != "0", "the services' image runs as root"
+    compose.check_migrated_once()
+    print("compose-test: each store migrated once by its one-shot; services run as non-root")
 
     cluster = ComposeCluster(args.bootstrap, args.namespace, args.jwt_secret)
     cluster.ports = {s: int(p) for s, p in (item.split("=") for item in args.port)}

@@ -172,7 +172,10 @@ def test_fx_service(services: dict[str, dict[str, Any]], name: str, port: int) -
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert "FX_JWT_SECRET" in env
-    assert env["FX_MIGRATE"] == "${FX_MIGRATE:-auto}", "a service refuses an unmigrated store"
+    assert env["FX_MIGRATE"] == "${FX_MIGRATE:-off}", "stores are upgraded by the one-shot"
+    assert service["depends_on"][f"{name}-migrate"] == {
+        "condition": "service_completed_successfully"
+    }
     assert env["FX_HTTP_PORT"] == str(port)
     assert [str(p) for p in service["expose"]] == [str(port)]
     assert "container_name" not in service, "a fixed container name prevents --scale"
@@ -182,8 +185,25 @@ def test_fx_service(services: dict[str, dict[str, Any]], name: str, port: int) -
     assert set(service["depends_on"]) >= {"kafka", "postgres", "redis"}
 
 
-def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
-    assert [name for name, svc in services.items() if "healthcheck" not in svc] == []
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    running = {name: svc for name, svc in services.items() if svc.get("restart") != "no"}
+    assert [name for name, svc in running.items() if "healthcheck" not in svc] == []
+
+
+@pytest.mark.parametrize("name", sorted(FX_SERVICES))
+def test_each_store_is_migrated_once_by_a_one_shot(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    """Not in every replica: `fx-<service> migrate` runs once, before the service starts."""
+    migrate = services[f"{name}-migrate"]
+    assert migrate["command"] == [f"fx-{name}", "migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["image"] == services[name]["image"]
+    assert environment(migrate)["DATABASE_URL"] == environment(services[name])["DATABASE_URL"]
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "ports" not in migrate and "container_name" not in migrate
 
 
 def test_only_the_topic_browser_publishes_a_host_port(
