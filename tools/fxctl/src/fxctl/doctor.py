@@ -10,6 +10,7 @@ anything is.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,12 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
             fail(f"--{what} takes SERVICE=URL with SERVICE one of {', '.join(SERVICES)}: {value!r}")
         pairs[service] = url
     return pairs
+
+
+def stores_dir(where: Target) -> Path:
+    """`make up`'s store directory of the namespace (deploy/cluster.sh), else ./var."""
+    made = Path(os.environ.get("FX_VAR", "var")) / "stores" / (where.namespace or "default")
+    return made if made.is_dir() else Path("var")
 
 
 def default_stores(var: Path) -> dict[str, str]:
@@ -90,7 +97,14 @@ def doctor(
         list[str] | None,
         typer.Option(help="SERVICE=DATABASE_URL of a store (default: sqlite under --var)."),
     ] = None,
-    var: Annotated[Path, typer.Option(help="Where default SQLite stores live.")] = Path("var"),
+    var: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FX_VAR_DIR",
+            help="Where the SQLite stores live (default: what `make up` uses, "
+            "$FX_VAR/stores/<namespace|default>, else ./var as a service run by hand).",
+        ),
+    ] = None,
     service: Annotated[
         list[str] | None,
         typer.Option(help="SERVICE=http://host:port of a running service (default 8101-8104)."),
@@ -108,7 +122,7 @@ def doctor(
     """Check brokers, topics, lag, dead letters, outboxes, leases, migrations, clocks and the
     ledger; print what is wrong and the command that looks closer (exit 1 when anything is)."""
     where = target(ctx)
-    stores = {**default_stores(var), **_pairs(store or [], "store")}
+    stores = {**default_stores(var or stores_dir(where)), **_pairs(store or [], "store")}
     endpoints = {} if no_http else {
         **{s: f"http://127.0.0.1:{DEFAULT_PORTS[s]}" for s in SERVICES},
         **_pairs(service or [], "service"),
