@@ -4,8 +4,8 @@
 # (Maven Central) and ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv
 # from npm).
 # Idempotent: whatever is already there is left alone. FX_DEPS=python installs only uv, the
-# workspace and ajv (`make test-containers` on a machine with Docker needs no Java, Redis,
-# Postgres or Prometheus).
+# workspace, ajv and Prometheus (`make test-containers` on a machine with Docker needs no Java,
+# Redis or Postgres; the alert-rule and dashboard tests need promtool and prometheus).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
@@ -15,22 +15,25 @@ have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 
 install_apt_packages() {
     local missing=()
-    command -v redis-server >/dev/null || missing+=(redis-server)
-    have_postgres || missing+=(postgresql)
-    command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
-    command -v mvn >/dev/null || missing+=(maven)
-    command -v python3 >/dev/null || missing+=(python3)
-    command -v make >/dev/null || missing+=(make)
-    command -v curl >/dev/null || missing+=(curl)
-    # Node.js + npm: tests/contract-js compiles contracts/ with ajv in strict mode.
-    command -v node >/dev/null || missing+=(nodejs)
-    command -v npm >/dev/null || missing+=(npm)
-    # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
-    command -v docker-compose >/dev/null || missing+=(docker-compose)
-    # promtool checks the alert rules; the observability test runs a real Prometheus server.
+    # promtool checks the alert rules; the observability test runs a real Prometheus server:
+    # the test suite needs them in every mode (`install_apt_packages prometheus` for FX_DEPS=python).
     command -v promtool >/dev/null || missing+=(prometheus)
+    if [[ "${1:-all}" == all ]]; then
+        command -v redis-server >/dev/null || missing+=(redis-server)
+        have_postgres || missing+=(postgresql)
+        command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+        command -v mvn >/dev/null || missing+=(maven)
+        command -v python3 >/dev/null || missing+=(python3)
+        command -v make >/dev/null || missing+=(make)
+        command -v curl >/dev/null || missing+=(curl)
+        # Node.js + npm: tests/contract-js compiles contracts/ with ajv in strict mode.
+        command -v node >/dev/null || missing+=(nodejs)
+        command -v npm >/dev/null || missing+=(npm)
+        # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
+        command -v docker-compose >/dev/null || missing+=(docker-compose)
+    fi
     if ((${#missing[@]} == 0)); then
-        echo "deps: system packages present (redis-server, postgresql, java, mvn, make, docker-compose, node, npm, prometheus)"
+        echo "deps: system packages present (${1:-redis-server, postgresql, java, mvn, make, docker-compose, node, npm, prometheus})"
         return 0
     fi
     if ((EUID != 0)); then
@@ -91,6 +94,7 @@ install_contract_checker() {
 }
 
 if [[ "${FX_DEPS:-all}" == python ]]; then
+    install_apt_packages prometheus
     install_uv
     sync_python
     install_contract_checker
