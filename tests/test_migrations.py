@@ -245,3 +245,23 @@ def test_the_command_line_refuses_to_serve_a_store_behind_and_migrates_it(
             code, printed = command_line(argv, capsys)
             assert code == 0 and "revision 0001" in printed, (argv, printed)
         assert read_store(url) == ([], [])
+
+
+def test_two_upgrades_racing_on_one_sqlite_file_migrate_it_once(tmp_path: Path) -> None:
+    """The flock on the store's file serialises them (Postgres: tests/integration/
+    test_migration_race.py, with two processes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    history = history_of("referral-binding")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engines = [db.make_engine(url) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            ends = list(pool.map(lambda engine: migrations.upgrade(engine, history), engines))
+        assert all(end.at_head for end in ends)
+        assert migrations.differences(engines[0], history) == []
+        with engines[0].connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -69,6 +69,10 @@ class History:
 
     def metadata(self) -> MetaData:
         """The tables of this store only (SQLModel's metadata holds every service's)."""
+        return self._metadata
+
+    @cached_property
+    def _metadata(self) -> MetaData:
         metadata = MetaData()
         for model in (*db.PLUMBING_TABLES, *self.tables):
             model.__table__.to_metadata(metadata)  # type: ignore[attr-defined]
