@@ -16,6 +16,8 @@ if [[ "$namespace" == */* || "$namespace" == . || "$namespace" == .. ]]; then
 fi
 export FX_VAR_DIR="${FX_VAR_DIR:-$FX_VAR/stores/${namespace:-default}}"
 export FX_MIGRATE="${FX_MIGRATE:-auto}"
+# A local cluster: the built-in HS256 secret is accepted (production refuses it).
+export FX_ENV="${FX_ENV:-dev}"
 run="$FX_VAR/run"
 logs="$FX_VAR/log"
 marker="$FX_VAR_DIR/.namespace"

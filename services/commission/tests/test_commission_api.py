@@ -247,8 +247,11 @@ def test_probes_and_openapi(client: TestClient) -> None:
 
 
 def put_plan(client: TestClient, body: Any, sub: str = "ops-1", role: str = "ops") -> Any:
+    """Replace the whole plan, naming the latest version (its ETag) as every edit must."""
     token = issue_token(SECRET, sub, role)
-    return client.put("/v1/plan", json=body, headers={"Authorization": f"Bearer {token}"})
+    latest = get(client, "/v1/plan/versions").headers["ETag"]
+    headers = {"Authorization": f"Bearer {token}", "If-Match": latest}
+    return client.put("/v1/plan", json=body, headers=headers)
 
 
 def versions(client: TestClient) -> Any:

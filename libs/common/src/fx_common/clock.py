@@ -28,6 +28,8 @@ class SimulatedClock:
         if start.tzinfo is None:
             raise ValueError("the simulated clock needs a timezone-aware start")
         self._now = start.astimezone(UTC)
+        self.start = self._now
+        self.moves = 0
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -39,4 +41,5 @@ class SimulatedClock:
             if moment <= self._now:
                 return False
             self._now = moment.astimezone(UTC)
+            self.moves += 1
             return True

@@ -1,5 +1,6 @@
-"""The FastAPI side of a service: lifespan that runs the runtime, probes, metrics, auth,
-and the error shape of docs/contract.md: `{"error": {"code", "message"}}`."""
+"""The FastAPI side of a service: lifespan that runs the runtime, probes, the clock, metrics,
+and the shared HTTP shell: tokens and roles (`fx_common.auth`), one error shape for every
+error (`fx_common.errors`) and an OpenAPI document that states them (`fx_common.openapi`)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,60 @@ import asyncio
 import gc
 import logging
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from types import FrameType
 from typing import Annotated, Any, Literal
 
-import jwt
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from fx_common import tracing
+from fx_common import metrics, tracing
 from fx_common.asyncapi import service_document
+from fx_common.auth import (
+    Auth,
+    ConfigError,
+    Distributor,
+    MallReader,
+    Ops,
+    Principal,
+    Role,
+    TokenVerifier,
+    issue_token,
+    require_ops,
+    require_reader,
+)
+from fx_common.clock import SimulatedClock
+from fx_common.errors import ApiError, BodyLimit, install_error_handlers
 from fx_common.http_metrics import HttpMetrics
 from fx_common.logs import configure_logging
 from fx_common.migrations import StoreNotReady
+from fx_common.openapi import errors, install_openapi
 from fx_common.runtime import ServiceRuntime, ServiceSpec
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "ApiError",
+    "Auth",
+    "Distributor",
+    "MallReader",
+    "Ops",
+    "Principal",
+    "Role",
+    "Runtime",
+    "create_app",
+    "errors",
+    "issue_token",
+    "require_ops",
+    "require_reader",
+    "serve",
+]
 
 DEFAULT_PORTS = {
     "referral-binding": 8101,
@@ -34,51 +71,66 @@ DEFAULT_PORTS = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ClockReading(BaseModel):
+    """The clock this replica applies to every read, command and rule it runs now."""
+
+    mode: Literal["system", "simulated"] = Field(description="`FX_CLOCK`.")
+    now: datetime = Field(description="The replica's now (UTC).")
+    unix_seconds: float = Field(description="`now` as unix seconds (= fx_clock_now_seconds).")
+    start: datetime | None = Field(
+        description="Simulated: `FX_CLOCK_START`, the value before the first `fx.clock.set` "
+        "(default 2026-01-01T00:00:00Z). Null for the system clock."
+    )
+    moves: int = Field(
+        description="Simulated: how many `fx.clock.set` events moved this replica's clock "
+        "since it started (0: still at `start`). Always 0 for the system clock."
+    )
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def clock_reading(runtime: ServiceRuntime) -> ClockReading:
+    now = runtime.clock.now()
+    simulated = runtime.clock if isinstance(runtime.clock, SimulatedClock) else None
+    return ClockReading(
+        mode="simulated" if simulated is not None else "system",
+        now=now,
+        unix_seconds=now.timestamp(),
+        start=simulated.start if simulated is not None else None,
+        moves=simulated.moves if simulated is not None else 0,
+    )
 
 
 def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> FastAPI:
+    """The service's app. Refuses (ConfigError) token settings unfit for `FX_ENV`."""
     if runtime is None:
         settings = spec.settings_cls(
             service=spec.name,
             http_port=int(os.environ.get("FX_HTTP_PORT", DEFAULT_PORTS.get(spec.name, 8100))),
         )
         runtime = ServiceRuntime(spec, settings)
+    verifier = TokenVerifier(runtime.settings)
+    bound = runtime
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        await bound.start()
         try:
             yield
         finally:
-            await runtime.stop()
-            tracing.shutdown()  # export the last spans (uvicorn exits by re-raising SIGTERM)
+            await bound.stop()
+            tracing.shutdown()  # export the last spans
 
-    app = FastAPI(title=f"fenxiao {spec.name}", lifespan=lifespan)
+    app = FastAPI(
+        title=f"fenxiao {spec.name}",
+        lifespan=lifespan,
+        description='Errors: `{"error": {"code", "message"}}` (see the README). Bodies '
+        f"over {runtime.settings.http_max_body_bytes} bytes are refused with 413.",
+    )
     app.state.runtime = runtime
-    app.add_middleware(HttpMetrics, service=spec.name)
-
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        return _error(422, "invalid_request", details)
+    app.state.verifier = verifier
+    app.add_middleware(BodyLimit, limit=runtime.settings.http_max_body_bytes)
+    app.add_middleware(HttpMetrics, service=spec.name)  # outermost: counts 413s too
+    install_error_handlers(app)
+    metrics.CLOCK_NOW.labels(spec.name).set_function(lambda: bound.clock.now().timestamp())
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -86,20 +138,28 @@ def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> Fast
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = await asyncio.to_thread(runtime.ready)
+        checks = await asyncio.to_thread(bound.ready)
         status = 200 if all(checks.values()) else 503
-        return JSONResponse({"ready": status == 200, **checks}, status_code=status)
+        clock = clock_reading(bound).model_dump(mode="json")
+        return JSONResponse({"ready": status == 200, **checks, "clock": clock}, status_code=status)
+
+    @app.get("/v1/clock", tags=["clock"])
+    async def read_clock() -> ClockReading:
+        """The clock this replica applies (no token needed). After `fxctl clock set T`, a move
+        has reached a service when its `now` is at least T."""
+        return clock_reading(bound)
 
     @app.get("/asyncapi", include_in_schema=False)
     async def asyncapi() -> dict[str, Any]:
         return service_document(spec.name, spec.handlers, spec.outputs)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if spec.router is not None:
         app.include_router(spec.router)
+    install_openapi(app)
     return app
 
 
@@ -111,48 +171,17 @@ def get_runtime(request: Request) -> ServiceRuntime:
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
-class Principal(BaseModel):
-    sub: str
-    role: Literal["distributor", "ops"]
-
-    def may_read(self, user_id: str) -> bool:
-        return self.role == "ops" or self.sub == user_id
-
-
-def principal(request: Request, runtime: Runtime) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthenticated", "Authorization: Bearer <JWT> is required")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, runtime.settings.jwt_secret, algorithms=["HS256"], options={"require": ["sub"]}
-        )
-        return Principal.model_validate(claims)
-    except (jwt.PyJWTError, ValueError) as exc:
-        raise ApiError(401, "invalid_token", f"token rejected: {exc}") from exc
-
-
-Auth = Annotated[Principal, Depends(principal)]
-
-
-def require_reader(who: Principal, user_id: str) -> None:
-    if not who.may_read(user_id):
-        raise ApiError(403, "forbidden", "a distributor may read only its own data")
-
-
-def require_ops(who: Principal) -> None:
-    if who.role != "ops":
-        raise ApiError(403, "forbidden", "this action needs the ops role")
-
-
-def issue_token(secret: str, sub: str, role: str) -> str:
-    return jwt.encode({"sub": sub, "role": role}, secret, algorithm="HS256")
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(spec: ServiceSpec) -> None:
-    """Entry point of a service process: uvicorn with the runtime in the lifespan."""
-    app = create_app(spec)
+    """Entry point of a service process: uvicorn with the runtime in the lifespan. SIGTERM
+    drains (see `ServiceRuntime.stop`) and exits 0."""
+    try:
+        app = create_app(spec)
+    except ConfigError as exc:
+        sys.exit(f"fx-{spec.name} refuses to start: {exc}")
     settings = app.state.runtime.settings
     configure_logging(spec.name, settings.log_level)
     if tracing.configure(spec.name):
@@ -167,6 +196,9 @@ def serve(spec: ServiceSpec) -> None:
     except StoreNotReady as exc:
         logging.getLogger(__name__).error("not starting: %s", exc)
         raise SystemExit(2) from exc
+    # uvicorn drains on SIGTERM, then re-raises the signal against the handler it found: this
+    # one, so a drained process exits 0 rather than being killed by its own signal (-15).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -40,3 +40,8 @@ EVENTS_PUBLISHED = Counter(
 CONSUMER_LAG = Gauge(
     "fx_consumer_lag", "High-water mark minus position", ["service", "topic", "partition"]
 )
+CLOCK_NOW = Gauge(
+    "fx_clock_now_seconds",
+    "The clock this replica applies (simulated or system), as unix seconds",
+    ["service"],
+)

@@ -13,6 +13,8 @@ MAX_PERIOD = timedelta(days=36_500)
 """The longest configurable period (protection, hold, window…): under 100 years, so a time
 the contract accepts (before 2100) plus a period stays representable (`contracts.base`)."""
 
+DEV_JWT_SECRET = "dev-only-secret-change-me-in-production"
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FX_", extra="ignore")
@@ -41,7 +43,19 @@ class ServiceSettings(BaseSettings):
     publish: bool = True
     clock: Literal["system", "simulated"] = "system"
     clock_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
-    jwt_secret: str = "dev-only-secret-change-me-in-production"
+    # Where the service runs: `dev` and `test` allow a short or the built-in HS256 secret;
+    # anything else (the default, `production`) refuses them at startup.
+    env: str = "production"
+    jwt_secret: str = DEV_JWT_SECRET
+    # Asymmetric tokens (RS256/ES256): a JWKS file path or http(s) URL. When set, only tokens
+    # signed by one of its keys (chosen by `kid`) are accepted, and HS256 is off.
+    jwt_jwks: str | None = None
+    jwt_jwks_refresh_s: float = Field(300.0, gt=0)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300)
+    # Larger request bodies are refused with 413 before any JSON parsing.
+    http_max_body_bytes: int = Field(262_144, ge=1024)
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     topic_partitions: int = Field(3, ge=1)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from fx_common.contracts.base import Reason, StrictId
-from fx_common.http import ApiError, Auth, Principal, Runtime, require_ops, require_reader
+from fx_common.http import ApiError, Auth, Ops, Principal, Runtime, errors, require_reader
 from fx_common.runtime import ServiceRuntime
 from payout import commands, domain, store
 from payout.domain import InvalidAccount, InvalidTransition, Method, Status, WithdrawalRefused
@@ -20,12 +20,19 @@ from payout.settings import PayoutSettings
 router = APIRouter(prefix="/v1", tags=["payout"])
 
 GATEWAY_KEY = "gateway"
+MAX_AMOUNT_FEN = 1_000_000_000_000  # ¥10 billion: anything above is a typo
 
 
 class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_fen: int = Field(strict=True, gt=0, description="Integer fen, fee included.")
+    amount_fen: int = Field(
+        strict=True,
+        gt=0,
+        le=MAX_AMOUNT_FEN,
+        description="Integer fen to take from the "
+        "available balance, fee included (the transfer is amount_fen - fee_fen).",
+    )
     method: Method
     account: str = Field(strict=True, min_length=1, max_length=254)
     distributor_id: StrictId | None = Field(
@@ -50,20 +57,28 @@ class TransferDone(BaseModel):
 
 
 class BalancePublic(BaseModel):
-    available_fen: int
-    on_hold_fen: int
-    paid_out_fen: int
+    """Sums over the distributor's ledger, integer fen."""
+
+    available_fen: int = Field(
+        description="Settled commission not yet withdrawn or held; negative after a clawback "
+        "of money already withdrawn (withdrawals are refused until it is positive again)."
+    )
+    on_hold_fen: int = Field(description="Held by withdrawals requested or approved, not paid.")
+    paid_out_fen: int = Field(description="Withdrawn and paid out, all time.")
 
 
 class WithdrawalPublic(BaseModel):
     withdrawal_id: str
     distributor_id: str
-    amount_fen: int
-    fee_fen: int
-    net_fen: int
+    amount_fen: int = Field(description="Taken from the balance, fee included (fen).")
+    fee_fen: int = Field(description="The fee kept (fen, floored from withdrawal_fee_bps).")
+    net_fen: int = Field(description="What is transferred: amount_fen - fee_fen.")
     method: Method
     account: str
-    status: Status
+    status: Status = Field(
+        description="requested (awaiting ops review), approved (transfer under way), paid, "
+        "rejected or failed (the hold went back to available)."
+    )
     reason: str | None
     transfer_ref: str | None
     requested_at: datetime
@@ -101,7 +116,7 @@ class WithdrawalList(BaseModel):
 
 
 class WithdrawalRules(BaseModel):
-    min_withdrawal_fen: int
+    min_withdrawal_fen: int = Field(description="The smallest request accepted (fen).")
     withdrawal_fee_bps: int = Field(
         description="Fee in basis points, floored, taken from the amount."
     )
@@ -186,19 +201,18 @@ def list_distributor_withdrawals(
 
 @router.get("/withdrawals")
 def list_withdrawals(
-    who: Auth,
+    who: Ops,
     runtime: Runtime,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> WithdrawalList:
     """Ops' review queue (e.g. `?status=requested`), newest first."""
-    require_ops(who)
     with Session(runtime.engine) as session:
         rows = store.list_withdrawals(session, status=status, limit=limit)
         return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
 
 
-@router.get("/withdrawals/{withdrawal_id}")
+@router.get("/withdrawals/{withdrawal_id}", responses=errors(404))
 def get_withdrawal(withdrawal_id: str, who: Auth, runtime: Runtime) -> WithdrawalPublic:
     with Session(runtime.engine) as session:
         row = store.get_withdrawal(session, withdrawal_id)
@@ -211,7 +225,22 @@ def get_withdrawal(withdrawal_id: str, who: Auth, runtime: Runtime) -> Withdrawa
 # --- commands ------------------------------------------------------------------------------
 
 
-@router.post("/withdrawals", status_code=201)
+@router.post(
+    "/withdrawals",
+    status_code=201,
+    responses={
+        200: {"model": WithdrawalPublic, "description": "The same request repeated (same key)."},
+        **errors(
+            400,
+            409,
+            422,
+            s400="No or an invalid `Idempotency-Key`, or a body that is not JSON.",
+            s409="Not enough available balance (`insufficient_balance`).",
+            s422="Invalid input, below the minimum, a negative balance, or the key reused "
+            "with another body.",
+        ),
+    },
+)
 def request_withdrawal(
     body: WithdrawalRequest,
     who: Auth,
@@ -253,39 +282,36 @@ def request_withdrawal(
     return _read(runtime, outcome.withdrawal.withdrawal_id)
 
 
-@router.post("/withdrawals/{withdrawal_id}/approve")
-def approve(withdrawal_id: str, who: Auth, runtime: Runtime) -> WithdrawalPublic:
-    require_ops(who)
+@router.post("/withdrawals/{withdrawal_id}/approve", responses=errors(404, 409))
+def approve(withdrawal_id: str, who: Ops, runtime: Runtime) -> WithdrawalPublic:
+    """Ops: approve a requested withdrawal; the gateway is asked to transfer it."""
     outcome = _advance(runtime, withdrawal_id, Status.APPROVED)
     if outcome.changed:
         _gateway(runtime).submit(outcome.withdrawal)
     return _read(runtime, withdrawal_id)
 
 
-@router.post("/withdrawals/{withdrawal_id}/reject")
-def reject(withdrawal_id: str, body: Rejection, who: Auth, runtime: Runtime) -> WithdrawalPublic:
+@router.post("/withdrawals/{withdrawal_id}/reject", responses=errors(404, 409))
+def reject(withdrawal_id: str, body: Rejection, who: Ops, runtime: Runtime) -> WithdrawalPublic:
     """Refuse a requested withdrawal; the held amount returns to available."""
-    require_ops(who)
     _advance(runtime, withdrawal_id, Status.REJECTED, reason=body.reason)
     return _read(runtime, withdrawal_id)
 
 
-@router.post("/withdrawals/{withdrawal_id}/mark-paid")
+@router.post("/withdrawals/{withdrawal_id}/mark-paid", responses=errors(404, 409))
 def mark_paid(
-    withdrawal_id: str, body: TransferDone, who: Auth, runtime: Runtime
+    withdrawal_id: str, body: TransferDone, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal was made (manual gateway: by a person)."""
-    require_ops(who)
     _advance(runtime, withdrawal_id, Status.PAID, transfer_ref=body.transfer_ref)
     return _read(runtime, withdrawal_id)
 
 
-@router.post("/withdrawals/{withdrawal_id}/mark-failed")
+@router.post("/withdrawals/{withdrawal_id}/mark-failed", responses=errors(404, 409))
 def mark_failed(
-    withdrawal_id: str, body: TransferFailure, who: Auth, runtime: Runtime
+    withdrawal_id: str, body: TransferFailure, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal failed; the held amount returns to available."""
-    require_ops(who)
     _advance(runtime, withdrawal_id, Status.FAILED, reason=body.reason)
     return _read(runtime, withdrawal_id)
 

@@ -17,7 +17,8 @@ contact exactly like the ops endpoint. No JWT; instead
   decimal, as in the body);
 - a missing or wrong signature, or a timestamp more than 5 minutes away from the clock port's
   now, answers 401 and writes nothing. A replay inside those 5 minutes is harmless: the
-  confirmation is idempotent. While the secret is unset the webhook answers 503.
+  confirmation is idempotent. While the secret is unset the webhook is off: 404
+  (`webhook_disabled`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
-from fx_common.http import ApiError, Auth, Runtime, require_ops, require_reader
+from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
 from qualification import store
@@ -214,12 +215,12 @@ def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
     return _command(runtime, "confirm", user_id, now, lambda q: q.confirm_contact(now, policy))
 
 
-@router.post("/applications")
+@router.post("/applications", responses=errors(409))
 def apply_for_distributor(
     who: Auth, runtime: Runtime, body: Annotated[ApplyRequest | None, Body()] = None
 ) -> DistributorView:
-    """The caller (the JWT's `sub`) applies to become a distributor."""
-    if who.role != "distributor":
+    """The caller (the JWT's `sub`, a mall user) applies to become a distributor."""
+    if who.role is not Role.DISTRIBUTOR:
         raise ApiError(
             403, "forbidden", "applications are made by mall users for themselves, not by ops"
         )
@@ -235,14 +236,24 @@ def apply_for_distributor(
     )
 
 
-@router.post("/applications/{user_id}/contact-confirmed")
-def confirm_contact(user_id: UserId, who: Auth, runtime: Runtime) -> DistributorView:
+@router.post("/applications/{user_id}/contact-confirmed", responses=errors(404, 409))
+def confirm_contact(user_id: UserId, who: Ops, runtime: Runtime) -> DistributorView:
     """Customer service (ops) confirmed the applicant's contact."""
-    require_ops(who)
     return _confirm(runtime, user_id)
 
 
-@router.post("/webhooks/wecom/contact-added")
+@router.post(
+    "/webhooks/wecom/contact-added",
+    responses=errors(
+        401,
+        404,
+        409,
+        s401="Missing or wrong signature, or a stale timestamp (`invalid_signature`, "
+        "`stale_timestamp`).",
+        s404="The webhook is off (no `FX_WECOM_WEBHOOK_SECRET`: `webhook_disabled`), or the "
+        "user never applied (`unknown_user`).",
+    ),
+)
 async def wecom_contact_added(
     body: ContactAdded,
     request: Request,
@@ -253,7 +264,9 @@ async def wecom_contact_added(
     secret = _settings(runtime).wecom_webhook_secret
     if secret is None or not secret.get_secret_value():
         raise ApiError(
-            503, "webhook_not_configured", "the WeCom webhook has no shared secret configured"
+            404,
+            "webhook_disabled",
+            "the WeCom webhook is off: FX_WECOM_WEBHOOK_SECRET is not configured",
         )
     signed = f"{body.timestamp}.{body.nonce}.".encode() + await request.body()
     expected = hmac.new(secret.get_secret_value().encode(), signed, hashlib.sha256).hexdigest()
@@ -280,17 +293,18 @@ async def wecom_contact_added(
     return confirmed
 
 
-@router.post("/distributors/{user_id}/revoke")
+@router.post("/distributors/{user_id}/revoke", responses=errors(404, 409))
 def revoke_distributor(
-    user_id: UserId, body: RevokeRequest, who: Auth, runtime: Runtime
+    user_id: UserId, body: RevokeRequest, who: Ops, runtime: Runtime
 ) -> DistributorView:
-    require_ops(who)
+    """Ops: end a distributor's programme (its unsettled commission is voided)."""
     now = runtime.clock.now()
     return _command(runtime, "revoke", user_id, now, lambda q: q.revoke(now, body.reason))
 
 
-@router.get("/distributors/{user_id}")
-def get_distributor(user_id: UserId, who: Auth, runtime: Runtime) -> DistributorView:
+@router.get("/distributors/{user_id}", responses=errors(404))
+def get_distributor(user_id: UserId, who: MallReader, runtime: Runtime) -> DistributorView:
+    """A user's qualification and discount (checkout and the pop-up read it)."""
     require_reader(who, user_id)
     with Session(runtime.engine) as session:
         qualification = store.load(session, user_id, for_update=False)
@@ -301,15 +315,14 @@ def get_distributor(user_id: UserId, who: Auth, runtime: Runtime) -> Distributor
 
 @router.get("/candidates")
 def list_candidates(
-    who: Auth,
+    who: Ops,
     runtime: Runtime,
     status: Literal["applied", "assessing", "qualified", "failed", "revoked"] | None = None,
     deadline_before: Annotated[AwareDatetime | None, Query()] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CandidatePage:
     """Ops: users by state, earliest deadline first (those without one last)."""
-    require_ops(who)
     settings = _settings(runtime)
     now = runtime.clock.now()
     with Session(runtime.engine) as session:

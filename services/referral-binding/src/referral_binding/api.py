@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 from sqlmodel import Session
 
-from fx_common.http import ApiError, Auth, Runtime, require_reader
+from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.runtime import ServiceRuntime
 from referral_binding import store
 from referral_binding.cache import Answer, BindingCache
@@ -68,8 +68,8 @@ class DistributorStats(BaseModel):
     contested_visits: int
 
 
-@router.get("/customers/{customer_id}/binding")
-def current_binding(customer_id: str, runtime: Runtime, who: Auth) -> BindingPublic:
+@router.get("/customers/{customer_id}/binding", responses=errors(404))
+def current_binding(customer_id: str, runtime: Runtime, who: MallReader) -> BindingPublic:
     """The binding protecting the customer now; 404 when there is none. Served from the Redis
     cache when it holds a current answer (see `referral_binding.cache`)."""
     now = runtime.clock.now()
@@ -102,7 +102,7 @@ _NO_CACHE = BindingCache("", "", 0)
 def binding_history(
     customer_id: str,
     runtime: Runtime,
-    who: Auth,
+    who: MallReader,
     at: Annotated[AwareDatetime | None, Query(description="The owner at this moment")] = None,
 ) -> BindingHistory:
     with Session(runtime.engine) as session:
@@ -132,7 +132,7 @@ def distributor_customers(
     runtime: Runtime,
     who: Auth,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DistributorCustomers:
     """Customers protected for the distributor now, soonest protection end first."""
     require_reader(who, distributor_id)
