@@ -151,7 +151,7 @@ def test_every_event_type_and_field_is_documented() -> None:
 def service_routes(service: str) -> set[str]:
     """`METHOD /path` of every route of the service's app, built without starting it."""
     spec = importlib.import_module(f"{service.replace('-', '_')}.app").SPEC
-    runtime = ServiceRuntime(spec, spec.settings_cls(database_url="sqlite://"))
+    runtime = ServiceRuntime(spec, spec.settings_cls(database_url="sqlite://", env="test"))
     try:
         app = create_app(spec, runtime)
         routes = set()
