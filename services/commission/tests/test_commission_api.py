@@ -349,15 +349,17 @@ def test_invalid_plans_are_422_and_write_nothing(
 
 
 def test_a_version_never_takes_effect_in_the_past(harness: Harness, client: TestClient) -> None:
+    # 409, not 422: the request is well formed, the clock and the stored versions refuse it
+    # (schemathesis counts a 422 for schema-valid input as a defect; issue 12).
     past = put_plan(client, {**PLAN, "effective_from": "2026-03-15T01:59:59Z"})
-    assert past.status_code == 422 and "in the past" in past.json()["error"]["message"]
+    assert past.status_code == 409 and "in the past" in past.json()["error"]["message"]
     put_plan(client, {**PLAN, "effective_from": "2026-03-20T00:00:00Z"})
     earlier = put_plan(client, {**PLAN, "effective_from": "2026-03-19T00:00:00Z"})
-    assert earlier.status_code == 422
+    assert earlier.status_code == 409
     assert "precedes the latest version's start" in earlier.json()["error"]["message"]
     harness.attribute("o-future", {"l-1": 10000}, datetime(2026, 3, 21, tzinfo=UTC))
     rewrite = put_plan(client, {**PLAN, "effective_from": "2026-03-21T00:00:00Z"})
-    assert rewrite.status_code == 422
+    assert rewrite.status_code == 409
     assert rewrite.json()["error"]["code"] == "invalid_plan"
     assert "already paid at 2026-03-21T00:00:00+00:00" in rewrite.json()["error"]["message"]
     assert [v["version"] for v in versions(client)["versions"]] == [0, 1]

@@ -162,7 +162,7 @@ def test_a_scheduled_override_and_invalid_rules(client: TestClient) -> None:
         json={"rate_bps": 1},
         headers={**auth(), "If-Match": "1"},
     )
-    assert (past.status_code, past.json()["error"]["code"]) == (422, "invalid_plan")
+    assert (past.status_code, past.json()["error"]["code"]) == (409, "invalid_plan")
     assert versions(client)["latest"] == 1
 
 

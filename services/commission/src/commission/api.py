@@ -17,6 +17,7 @@ from sqlmodel import Session
 from commission import domain, store
 from commission.plan_api import PlanOut, plan_out, plan_router, settings_of
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
+from fx_common.http_fields import PathId
 
 router = APIRouter(prefix="/v1", tags=["commission"])
 
@@ -172,7 +173,7 @@ def _out(row: store.CommissionRecord) -> CommissionOut:
 
 @router.get("/distributors/{distributor_id}/commissions")
 def list_commissions(
-    distributor_id: str,
+    distributor_id: PathId,
     who: Auth,
     runtime: Runtime,
     status: domain.Status | None = None,
@@ -188,7 +189,9 @@ def list_commissions(
 
 
 @router.get("/distributors/{distributor_id}/orders/{order_id}", responses=errors(404))
-def order_detail(distributor_id: str, order_id: str, who: Auth, runtime: Runtime) -> OrderDetail:
+def order_detail(
+    distributor_id: PathId, order_id: PathId, who: Auth, runtime: Runtime
+) -> OrderDetail:
     """One promotion order: its lines with their commission, and every change applied."""
     require_reader(who, distributor_id)
     with Session(runtime.engine) as session:
@@ -213,7 +216,7 @@ def order_detail(distributor_id: str, order_id: str, who: Auth, runtime: Runtime
 
 
 @router.get("/distributors/{distributor_id}/summary")
-def summary(distributor_id: str, who: Auth, runtime: Runtime) -> Summary:
+def summary(distributor_id: PathId, who: Auth, runtime: Runtime) -> Summary:
     require_reader(who, distributor_id)
     now = runtime.clock.now()
     day, month = domain.period_starts(now, settings_of(runtime).business_utc_offset)
@@ -229,7 +232,7 @@ def summary(distributor_id: str, who: Auth, runtime: Runtime) -> Summary:
 
 @router.get("/products/{sku}/commission")
 def product_commission(
-    sku: str,
+    sku: PathId,
     who: MallReader,
     runtime: Runtime,
     price_fen: Annotated[int, Query(ge=0, le=1_000_000_000_000)],
@@ -255,7 +258,7 @@ def product_commission(
     "/distributors/{distributor_id}/commissions/{commission_id}/audit", responses=errors(404)
 )
 def commission_audit(
-    distributor_id: str, commission_id: str, who: Auth, runtime: Runtime
+    distributor_id: PathId, commission_id: PathId, who: Auth, runtime: Runtime
 ) -> CommissionAudit:
     """Every event and plan version that shaped the commission's amount."""
     require_reader(who, distributor_id)

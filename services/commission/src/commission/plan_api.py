@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -25,13 +25,15 @@ from commission import domain, plan_edit, store
 from commission.settings import CommissionSettings
 from fx_common.contracts.base import Bps, StrictId
 from fx_common.http import ApiError, Auth, MallReader, Ops, Runtime, errors
+from fx_common.http_fields import ID_PATTERN, Rfc3339, integer
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
 
 plan_router = APIRouter(tags=["plan"])
 
 MAX_FEN_PER_UNIT = 1_000_000_000  # ¥10 million per unit: anything above is a typo
-PlanKey = Annotated[str, Path(min_length=1, max_length=128)]
+UnitFen = integer(0, MAX_FEN_PER_UNIT, "Integer fen, 0 to 10^9.")
+PlanKey = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -40,33 +42,42 @@ IfMatch = Annotated[
     ),
 ]
 EffectiveFrom = Annotated[
-    AwareDatetime | None,
+    Rfc3339 | None,
     Query(description="When the new version takes effect: now (the clock port's) by default."),
 ]
 ETAG_HEADER = {"ETag": {"description": 'The latest plan version, e.g. `"3"`: send it back '
                         "as `If-Match` to edit.", "schema": {"type": "string"}}}  # fmt: skip
 EDIT_ERRORS = errors(
+    409,
     412,
-    422,
     428,
-    s422="Invalid input, or `effective_from` not allowed (`invalid_plan`).",
+    s409="`effective_from` is in the past, before the latest version's start, or not after "
+    "an order already paid (`invalid_plan`).",
 )
+
+
+def _exactly_one_schema(schema: dict[str, Any]) -> None:
+    """The model validator's rule, in the JSON Schema too: one of the two is a number, the
+    other null or absent."""
+    schema["oneOf"] = [
+        {
+            "required": [given],
+            "properties": {given: {"type": "integer"}, other: {"type": "null"}},
+        }
+        for given, other in (("rate_bps", "fen_per_unit"), ("fen_per_unit", "rate_bps"))
+    ]
 
 
 class RateRule(BaseModel):
     """An override: a rate in bps of the line's paid amount, or a fixed fen per unit (capped
     at the line's paid amount). Exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_schema)
     rate_bps: Bps | None = Field(
         default=None, description="Basis points of the line's paid amount (1000 = 10 %)."
     )
-    fen_per_unit: int | None = Field(
-        default=None,
-        strict=True,
-        ge=0,
-        le=MAX_FEN_PER_UNIT,
-        description="Integer fen per unit bought, capped at the line's paid amount.",
+    fen_per_unit: UnitFen | None = Field(  # type: ignore[valid-type]
+        default=None, description="Integer fen per unit bought, capped at the line's paid amount."
     )
 
     @model_validator(mode="after")
@@ -76,14 +87,25 @@ class RateRule(BaseModel):
         return self
 
 
+def _keys_schema(schema: dict[str, Any]) -> None:
+    """pydantic states the keys' pattern as `patternProperties`, which lets keys outside it
+    through with any value; say it as `propertyNames` so the schema refuses them, as the
+    service does."""
+    for name in ("categories", "skus"):
+        field = schema["properties"][name]
+        pattern, rule = next(iter(field.pop("patternProperties").items()))
+        field["propertyNames"] = {**field.get("propertyNames", {}), "pattern": pattern}
+        field["additionalProperties"] = rule
+
+
 class PlanIn(BaseModel):
     """The whole next plan: what is not listed here has no override in the new version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_keys_schema)
     default_rate_bps: Bps = Field(description="Rate of lines no override matches, in bps.")
     categories: dict[StrictId, RateRule] = Field(default_factory=dict)
     skus: dict[StrictId, RateRule] = Field(default_factory=dict)
-    effective_from: AwareDatetime | None = Field(
+    effective_from: Rfc3339 | None = Field(
         default=None, description="When it takes effect: now (the clock port's) by default."
     )
 
@@ -198,8 +220,8 @@ def _create(
             latest_start=latest.effective_from,
             latest_paid_at=store.latest_paid_at(uow.session),
         )
-        if why is not None:
-            raise ApiError(422, "invalid_plan", why)
+        if why is not None:  # depends on the clock and the stored versions: a conflict
+            raise ApiError(409, "invalid_plan", why)
         plan = build(latest.plan)
         store.add_plan_version(uow.session, plan, starts, created_at=now, created_by=who_sub)
         return store.StoredPlan(plan, starts, now, who_sub)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from fx_common.contracts.base import Reason, StrictId
 from fx_common.http import ApiError, Auth, Ops, Principal, Runtime, errors, require_reader
+from fx_common.http_fields import PathId
 from fx_common.runtime import ServiceRuntime
 from payout import commands, domain, store
 from payout.domain import InvalidAccount, InvalidTransition, Method, Status, WithdrawalRefused
@@ -21,6 +22,14 @@ router = APIRouter(prefix="/v1", tags=["payout"])
 
 GATEWAY_KEY = "gateway"
 MAX_AMOUNT_FEN = 1_000_000_000_000  # ¥10 billion: anything above is a typo
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "Makes the request safe to retry: the same key and body return the same "
+    "withdrawal; the same key with another body is 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+}
 
 
 class WithdrawalRequest(BaseModel):
@@ -143,7 +152,7 @@ class WithdrawalPage(BaseModel):
 
 
 @router.get("/distributors/{distributor_id}/balance")
-def get_balance(distributor_id: str, who: Auth, runtime: Runtime) -> BalancePublic:
+def get_balance(distributor_id: PathId, who: Auth, runtime: Runtime) -> BalancePublic:
     require_reader(who, distributor_id)
     with Session(runtime.engine) as session:
         return _balance(session, distributor_id)
@@ -151,7 +160,7 @@ def get_balance(distributor_id: str, who: Auth, runtime: Runtime) -> BalancePubl
 
 @router.get("/distributors/{distributor_id}/withdrawal-page")
 def get_withdrawal_page(
-    distributor_id: str,
+    distributor_id: PathId,
     who: Auth,
     runtime: Runtime,
     history_limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -184,7 +193,7 @@ def get_withdrawal_page(
 
 @router.get("/distributors/{distributor_id}/withdrawals")
 def list_distributor_withdrawals(
-    distributor_id: str,
+    distributor_id: PathId,
     who: Auth,
     runtime: Runtime,
     status: Status | None = None,
@@ -213,7 +222,7 @@ def list_withdrawals(
 
 
 @router.get("/withdrawals/{withdrawal_id}", responses=errors(404))
-def get_withdrawal(withdrawal_id: str, who: Auth, runtime: Runtime) -> WithdrawalPublic:
+def get_withdrawal(withdrawal_id: PathId, who: Auth, runtime: Runtime) -> WithdrawalPublic:
     with Session(runtime.engine) as session:
         row = store.get_withdrawal(session, withdrawal_id)
         if row is None:
@@ -236,21 +245,20 @@ def get_withdrawal(withdrawal_id: str, who: Auth, runtime: Runtime) -> Withdrawa
             422,
             s400="No or an invalid `Idempotency-Key`, or a body that is not JSON.",
             s409="Not enough available balance (`insufficient_balance`).",
-            s422="Invalid input, below the minimum, a negative balance, or the key reused "
+            s422="Invalid input, an account that is not one (e.g. a card number failing its "
+            "check digit), below the minimum, ops without `distributor_id`, or the key reused "
             "with another body.",
         ),
     },
+    # Read from the request (so a missing or bad key is 400 with its own code), stated here.
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
 )
 def request_withdrawal(
-    body: WithdrawalRequest,
-    who: Auth,
-    runtime: Runtime,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    body: WithdrawalRequest, who: Auth, runtime: Runtime, request: Request, response: Response
 ) -> WithdrawalPublic:
     """Hold `amount_fen` for a withdrawal. 201 when created; 200 when the same request is
     repeated with the same `Idempotency-Key` (the withdrawal it created is returned)."""
-    key = _checked_key(idempotency_key)
+    key = _checked_key(request.headers.get("Idempotency-Key"))
     distributor_id = _acting_for(who, body.distributor_id)
     try:
         account = domain.normalise_account(body.method, body.account)
@@ -283,7 +291,7 @@ def request_withdrawal(
 
 
 @router.post("/withdrawals/{withdrawal_id}/approve", responses=errors(404, 409))
-def approve(withdrawal_id: str, who: Ops, runtime: Runtime) -> WithdrawalPublic:
+def approve(withdrawal_id: PathId, who: Ops, runtime: Runtime) -> WithdrawalPublic:
     """Ops: approve a requested withdrawal; the gateway is asked to transfer it."""
     outcome = _advance(runtime, withdrawal_id, Status.APPROVED)
     if outcome.changed:
@@ -292,7 +300,7 @@ def approve(withdrawal_id: str, who: Ops, runtime: Runtime) -> WithdrawalPublic:
 
 
 @router.post("/withdrawals/{withdrawal_id}/reject", responses=errors(404, 409))
-def reject(withdrawal_id: str, body: Rejection, who: Ops, runtime: Runtime) -> WithdrawalPublic:
+def reject(withdrawal_id: PathId, body: Rejection, who: Ops, runtime: Runtime) -> WithdrawalPublic:
     """Refuse a requested withdrawal; the held amount returns to available."""
     _advance(runtime, withdrawal_id, Status.REJECTED, reason=body.reason)
     return _read(runtime, withdrawal_id)
@@ -300,7 +308,7 @@ def reject(withdrawal_id: str, body: Rejection, who: Ops, runtime: Runtime) -> W
 
 @router.post("/withdrawals/{withdrawal_id}/mark-paid", responses=errors(404, 409))
 def mark_paid(
-    withdrawal_id: str, body: TransferDone, who: Ops, runtime: Runtime
+    withdrawal_id: PathId, body: TransferDone, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal was made (manual gateway: by a person)."""
     _advance(runtime, withdrawal_id, Status.PAID, transfer_ref=body.transfer_ref)
@@ -309,7 +317,7 @@ def mark_paid(
 
 @router.post("/withdrawals/{withdrawal_id}/mark-failed", responses=errors(404, 409))
 def mark_failed(
-    withdrawal_id: str, body: TransferFailure, who: Ops, runtime: Runtime
+    withdrawal_id: PathId, body: TransferFailure, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal failed; the held amount returns to available."""
     _advance(runtime, withdrawal_id, Status.FAILED, reason=body.reason)

@@ -32,10 +32,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
+from fx_common.http_fields import ID_PATTERN, Rfc3339, integer
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
 from qualification import store
@@ -50,7 +51,7 @@ router = APIRouter(prefix="/v1", tags=["qualification"])
 MAX_ID_LENGTH = 128  # the contracts' StrictId
 SIGNATURE_MAX_AGE = timedelta(minutes=5)
 LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Id = Annotated[Text, StringConstraints(max_length=MAX_ID_LENGTH)]
 
@@ -72,7 +73,7 @@ class ContactAdded(BaseModel):
     model_config = ConfigDict(extra="ignore")
     user_id: Id
     external_contact_id: Id | None = None
-    timestamp: int = Field(strict=True, ge=0, le=LATEST_TIMESTAMP)
+    timestamp: integer(0, LATEST_TIMESTAMP, "Unix seconds when the callback was signed.")  # type: ignore[valid-type]
     nonce: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -318,7 +319,7 @@ def list_candidates(
     who: Ops,
     runtime: Runtime,
     status: Literal["applied", "assessing", "qualified", "failed", "revoked"] | None = None,
-    deadline_before: Annotated[AwareDatetime | None, Query()] = None,
+    deadline_before: Annotated[Rfc3339 | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CandidatePage:

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
+from fx_common.http_fields import PathId, Rfc3339
 from fx_common.runtime import ServiceRuntime
 from referral_binding import store
 from referral_binding.cache import Answer, BindingCache
@@ -69,7 +70,7 @@ class DistributorStats(BaseModel):
 
 
 @router.get("/customers/{customer_id}/binding", responses=errors(404))
-def current_binding(customer_id: str, runtime: Runtime, who: MallReader) -> BindingPublic:
+def current_binding(customer_id: PathId, runtime: Runtime, who: MallReader) -> BindingPublic:
     """The binding protecting the customer now; 404 when there is none. Served from the Redis
     cache when it holds a current answer (see `referral_binding.cache`)."""
     now = runtime.clock.now()
@@ -100,10 +101,10 @@ _NO_CACHE = BindingCache("", "", 0)
 
 @router.get("/customers/{customer_id}/bindings")
 def binding_history(
-    customer_id: str,
+    customer_id: PathId,
     runtime: Runtime,
     who: MallReader,
-    at: Annotated[AwareDatetime | None, Query(description="The owner at this moment")] = None,
+    at: Annotated[Rfc3339 | None, Query(description="The owner at this moment")] = None,
 ) -> BindingHistory:
     with Session(runtime.engine) as session:
         history = store.customer_history(session, customer_id)
@@ -128,7 +129,7 @@ def _protects(binding: BindingPublic, at: datetime) -> bool:
 
 @router.get("/distributors/{distributor_id}/customers")
 def distributor_customers(
-    distributor_id: str,
+    distributor_id: PathId,
     runtime: Runtime,
     who: Auth,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -153,7 +154,7 @@ def distributor_customers(
 
 
 @router.get("/distributors/{distributor_id}/stats")
-def distributor_stats(distributor_id: str, runtime: Runtime, who: Auth) -> DistributorStats:
+def distributor_stats(distributor_id: PathId, runtime: Runtime, who: Auth) -> DistributorStats:
     """Visits of the distributor's shares (self-visits aside), unique visitors, customers
     protected now, and visits that found the visitor protected by someone else."""
     require_reader(who, distributor_id)
