@@ -143,12 +143,15 @@ class InboxPosition(BaseModel):
 
 
 class AuditFact(BaseModel):
-    kind: str
+    kind: str = _d("attributed, completed, refunded or qualification.")
     event_id: str
     occurred_at: datetime
-    status: str | None
+    status: str | None = _d(
+        "For a qualification fact: the distributor's status it reported (assessing, "
+        "qualified, failed, revoked)."
+    )
     refund_id: str | None
-    refund_amount_fen: int | None
+    refund_amount_fen: int | None = _d("For a refund: what was refunded on this line (fen).")
     position: InboxPosition | None
 
 

@@ -83,28 +83,42 @@ class HistoryEntry(BaseModel):
     data: dict[str, Any]
 
 
+STATUS_TEXT = (
+    "applied (waiting for customer service to confirm the contact), assessing (the window "
+    "runs), qualified (a distributor: earns commission, gets the discount), failed (the window "
+    "closed short of the orders), revoked (by ops)."
+)
+COUNTED = (
+    "Orders attributed to the user and paid inside the assessment window (each once); a fully "
+    "refunded one stops counting."
+)
+
+
 class DistributorView(BaseModel):
     """A user's qualification; `progress`, `days_left` and the counts feed the assessment
     pop-up ("2 of 3, 11 days left")."""
 
     user_id: str
-    status: Status
-    qualifying_orders: int
-    required_orders: int
-    deadline: datetime | None
+    status: Status = Field(description=STATUS_TEXT)
+    qualifying_orders: int = Field(description=COUNTED)
+    required_orders: int = Field(description="Orders the assessment needs (FX_REQUIRED_ORDERS).")
+    deadline: datetime | None = Field(description="End of the assessment window.")
     days_left: int | None = Field(
         description="Whole days left in the running assessment, rounded up; 0 once the "
         "deadline passed; null when no assessment runs."
     )
     progress: str
-    discount_bps: int
+    discount_bps: int = Field(
+        description="The discount of the user's own purchases, in bps: FX_DISTRIBUTOR_DISCOUNT_BPS "
+        "(default 500 = 5 %) while qualified, else 0. Checkout applies it."
+    )
     wechat_id: str | None
     history: list[HistoryEntry]
 
 
 class CandidateView(BaseModel):
     user_id: str
-    status: Status
+    status: Status = Field(description=STATUS_TEXT)
     qualifying_orders: int
     required_orders: int
     deadline: datetime | None
