@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from fx_common import db
+from fx_common import migrations
 from fx_common.contracts.topics import SERVICES
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
@@ -49,7 +49,8 @@ def app_of(service: str, tmp_path: Path) -> FastAPI:
         clock="simulated",
     )
     runtime = ServiceRuntime(spec, settings)
-    db.create_schema(runtime.engine, spec.tables)
+    assert spec.migrations is not None
+    migrations.upgrade(runtime.engine, spec.migrations)
     return create_app(spec, runtime)
 
 

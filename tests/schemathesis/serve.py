@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from fx_common import db
+from fx_common import migrations
 from fx_common.http import create_app
 from fx_common.runtime import ServiceRuntime
 
@@ -33,7 +33,8 @@ def running(service: str, store_url: str, **settings: Any) -> Iterator[str]:
     spec = importlib.import_module(f"{service.replace('-', '_')}.app").SPEC
     values = {"database_url": store_url, "jwt_secret": SECRET, "clock": "simulated", **settings}
     runtime = ServiceRuntime(spec, spec.settings_cls(**values))
-    db.create_schema(runtime.engine, spec.tables)
+    assert spec.migrations is not None
+    migrations.upgrade(runtime.engine, spec.migrations)
     port = free_port()
     config = uvicorn.Config(
         create_app(spec, runtime), host="127.0.0.1", port=port, lifespan="off", log_level="error"

@@ -56,7 +56,7 @@ def boom(who: Ops) -> dict[str, str]:
     raise RuntimeError("a bug")
 
 
-SPEC = ServiceSpec(name="http-test", topics=(), handlers={}, tables=(), router=router)
+SPEC = ServiceSpec(name="http-shell-test", topics=(), handlers={}, tables=(), router=router)
 
 MakeClient = Callable[..., TestClient]
 
@@ -75,7 +75,7 @@ def _client(tmp_path: Path, **settings: Any) -> TestClient:
         "jwt_secret": SECRET,
         **settings,
     }
-    runtime = ServiceRuntime(SPEC, ServiceSettings(service="http-test", **values))
+    runtime = ServiceRuntime(SPEC, ServiceSettings(service="http-shell-test", **values))
     return TestClient(create_app(SPEC, runtime), raise_server_exceptions=False)
 
 

@@ -117,9 +117,9 @@ def test_the_clock_is_readable_before_and_after_a_move(make_client: MakeClient) 
     moved = client.get("/v1/clock").json()
     assert (moved["now"], moved["moves"]) == ("2026-02-01T00:00:00Z", 1)
     assert client.get("/readyz").json()["clock"] == moved
-    gauge = REGISTRY.get_sample_value("fx_clock_now_seconds", {"service": "http-test"})
+    gauge = REGISTRY.get_sample_value("fx_clock_now_seconds", {"service": "http-shell-test"})
     assert gauge == datetime(2026, 2, 1, tzinfo=UTC).timestamp()
-    assert 'fx_clock_now_seconds{service="http-test"}' in client.get("/metrics").text
+    assert 'fx_clock_now_seconds{service="http-shell-test"}' in client.get("/metrics").text
 
 
 def test_the_system_clock_reading(make_client: MakeClient) -> None:

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from commission import plan_edit
-from commission.app import SPEC
+from commission.app import HISTORY, SPEC
 from commission.domain import Rate, RatePlan
 from commission.settings import CommissionSettings
-from fx_common import db
+from fx_common import migrations
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
 
@@ -34,7 +34,7 @@ def runtime(store_url: str) -> Iterator[ServiceRuntime]:
         database_url=store_url, clock="simulated", clock_start=NOW, jwt_secret=SECRET
     )
     runtime = ServiceRuntime(SPEC, settings)
-    db.create_schema(runtime.engine, SPEC.tables)
+    migrations.upgrade(runtime.engine, HISTORY)
     yield runtime
     runtime.engine.dispose()
 
