@@ -14,6 +14,10 @@ from fx_common.testing import fresh_postgres_database
 from tests.kafka_helpers import bootstrap_servers
 from tests.probing import Probe
 
+# The three-node cluster tests (tests/cluster) start their own brokers and run for minutes:
+# `make test-cluster` runs them (FX_CLUSTER_TESTS=1), `make test` does not.
+collect_ignore = [] if os.environ.get("FX_CLUSTER_TESTS") else ["cluster"]
+
 
 @pytest.fixture(scope="session")
 def bootstrap() -> str:

@@ -1,9 +1,10 @@
 """Readiness probe for the local Kafka broker, standard library only.
 
 Sends ApiVersions (v0) and then Metadata (v4, no topics) over a raw socket and succeeds once the
-broker lists at least one live broker, i.e. it has joined the KRaft quorum and is unfenced.
+broker lists at least one live broker (or --brokers N), i.e. it has joined the KRaft quorum and
+is unfenced (and so have the others of a cluster).
 
-    python3 probe.py HOST:PORT [--wait SECONDS] [--pid PID]
+    python3 probe.py HOST:PORT [--wait SECONDS] [--pid PID] [--brokers N]
 
 Exit 0: ready. Exit 1: not ready (after --wait seconds). Exit 2: the --pid process died.
 """
@@ -85,13 +86,14 @@ def main() -> int:
     parser.add_argument("address", help="HOST:PORT")
     parser.add_argument("--wait", type=float, default=0.0, help="keep trying this many seconds")
     parser.add_argument("--pid", type=int, help="give up as soon as this process exits")
+    parser.add_argument("--brokers", type=int, default=1, help="live brokers to wait for")
     args = parser.parse_args()
     host, _, port = args.address.rpartition(":")
 
     deadline = time.monotonic() + args.wait
     while True:
         try:
-            if live_brokers(host, int(port)) > 0:
+            if live_brokers(host, int(port)) >= max(args.brokers, 1):
                 return 0
         except (OSError, struct.error):
             pass
