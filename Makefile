@@ -5,13 +5,16 @@ MAKEFLAGS += --no-print-directory
 
 export UV_PYTHON_DOWNLOADS := never
 
-# Local infrastructure (deploy/*/start.sh read the same variables).
+# Local infrastructure (deploy/*/start.sh read the same variables). KAFKA_NODES=3 runs a
+# three-node KRaft cluster on FX_KAFKA_PORT..+2 (controllers on +100..+102) instead of one node.
+KAFKA_NODES ?= 1
 FX_KAFKA_PORT ?= 9092
 FX_REDIS_PORT ?= 6379
 FX_PG_PORT ?= 5432
-export FX_KAFKA_PORT FX_REDIS_PORT FX_PG_PORT
+export KAFKA_NODES FX_KAFKA_PORT FX_REDIS_PORT FX_PG_PORT
 
-KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(FX_KAFKA_PORT)
+KAFKA_BOOTSTRAP_SERVERS ?= $(shell seq -s, -f '127.0.0.1:%.0f' $(FX_KAFKA_PORT) \
+	$$(($(FX_KAFKA_PORT) + $(KAFKA_NODES) - 1)))
 REDIS_URL ?= redis://127.0.0.1:$(FX_REDIS_PORT)/0
 FX_TEST_POSTGRES_URL ?= postgresql+psycopg://fx:fx@127.0.0.1:$(FX_PG_PORT)/fx_test
 
@@ -26,7 +29,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down reset logs status demo bench contracts contracts-release contracts-check images engine-down migration
+	up down reset logs status demo bench contracts contracts-release contracts-check images engine-down migration test-cluster
 
 deps:
 	deploy/install-deps.sh
@@ -80,6 +83,18 @@ compose-test:
 # Stops the podman service deploy/containers/engine.sh started (if it did).
 engine-down:
 	deploy/containers/engine.sh down
+
+# The broker failure and service replica scenarios on a three-node cluster of their own
+# (127.0.0.1:19092-19094, data in var/test-cluster; never the broker above), with Redis and
+# Postgres from infra-up. FX_CLUSTER_ORDERS orders per scenario (20000; CI runs 5000).
+FX_CLUSTER_ORDERS ?= 20000
+test-cluster: deps
+	deploy/redis/start.sh
+	deploy/postgres/start.sh
+	FX_CLUSTER_TESTS=1 FX_CLUSTER_ORDERS=$(FX_CLUSTER_ORDERS) \
+	REDIS_URL=$(REDIS_URL) \
+	FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
+	uv run pytest -s tests/cluster $(PYTEST_ARGS)
 
 # The four services in the background on the local (or given) broker; `down` drains them.
 up: deps infra-up

@@ -105,3 +105,5 @@ install_uv
 sync_python
 install_contract_checker
 "$REPO_ROOT/deploy/kafka/fetch.sh"
+# The Strimzi CRD generator (tests/test_strimzi_manifests.py validates deploy/k8s/strimzi with it).
+"$REPO_ROOT/deploy/k8s/strimzi/crds.sh" --fetch

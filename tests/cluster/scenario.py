@@ -54,8 +54,12 @@ class Run:
             await asyncio.sleep(0.1)
 
     def fault(self, what: str) -> None:
+        """Note the moment of the fault: it must come while the mall is still paying."""
         self.fault_at = time.monotonic()
         self.progress.mark(what)
+        published = len(self.mall.acked_at) / (2 * self.workload.orders)
+        assert published < 1, f"{what}: the mall had already published everything"
+        self.extra["published at the fault"] = f"{published:.0%}"
 
 
 Fault = Callable[[Run], Awaitable[None]]
@@ -107,6 +111,7 @@ async def run_scenario(
             "mall re-sends": run.mall.failed_sends,
             "mall errors": dict(run.mall.errors),
         }
+        print()
         for line in report.lines(name):
             print(line)
         return report

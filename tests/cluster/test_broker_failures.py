@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 async def busiest_leader(run: Run) -> int:
     leaders = await run.kafka.leaders(run.topics)
-    node, count = leaders.most_common(1)[0]
+    node, _ = leaders.most_common(1)[0]
     run.extra["leader counts"] = dict(sorted(leaders.items()))
     return int(node)
 

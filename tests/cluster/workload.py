@@ -195,7 +195,8 @@ async def enrol_distributors(cluster: Cluster, workload: Workload) -> None:
     ops = {"Authorization": f"Bearer {issue_token(cluster.jwt_secret, 'ops-1', 'ops')}"}
     async with httpx.AsyncClient(timeout=30) as http:
         for user in workload.distributor_ids:
-            own = {"Authorization": f"Bearer {issue_token(cluster.jwt_secret, user, 'distributor')}"}
+            token = issue_token(cluster.jwt_secret, user, "distributor")
+            own = {"Authorization": f"Bearer {token}"}
             (await http.post(f"{base}/applications", headers=own, json={})).raise_for_status()
             confirm = f"{base}/applications/{user}/contact-confirmed"
             (await http.post(confirm, headers=ops, json={})).raise_for_status()
