@@ -94,7 +94,7 @@ test-cluster: deps
 	FX_CLUSTER_TESTS=1 FX_CLUSTER_ORDERS=$(FX_CLUSTER_ORDERS) \
 	REDIS_URL=$(REDIS_URL) \
 	FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
-	uv run pytest -s tests/cluster $(PYTEST_ARGS)
+	uv run pytest -s --basetemp=var/test-cluster-tmp tests/cluster $(PYTEST_ARGS)
 
 # The four services in the background on the local (or given) broker; `down` drains them.
 up: deps infra-up

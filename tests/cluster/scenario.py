@@ -74,6 +74,7 @@ async def run_scenario(
     *,
     cluster: Cluster | None = None,
     settle_timeout: float | None = None,
+    rate: float = RATE,
 ) -> Report:
     """Start the services (unless given, already started), enrol the distributors, pay the
     orders while `fault` runs, wait until every commission is credited, account for it."""
@@ -91,7 +92,7 @@ async def run_scenario(
         stop = asyncio.Event()
         sampler = asyncio.create_task(progress.run(stop))
         started = time.monotonic()
-        publishing = asyncio.create_task(run.mall.run(workload, RATE))
+        publishing = asyncio.create_task(run.mall.run(workload, rate))
         try:
             await fault(run)
             await publishing

@@ -1,9 +1,9 @@
 """referral-binding and commission at three replicas each on one Postgres store per service,
-on the three-node cluster: mid-run the replica holding each service's relay lease is killed
-(-9) and a fourth replica joins. Every effect happens exactly once (the same exact account as
-the broker scenarios), and the store's own record (tests/cluster/audit.py) shows that no
-partition's batches ran on two replicas at once and that only the lease holder of the moment
-published the outbox or ran the sweeper."""
+on the three-node cluster: mid-run a fourth replica of each joins, then the replica holding
+each service's relay lease is killed (-9). Every effect happens exactly once (the same exact
+account as the broker scenarios), and the store's own record (tests/cluster/audit.py) shows
+that no partition's batches ran on two replicas at once and that only the lease holder of the
+moment published the outbox or ran the sweeper."""
 
 from __future__ import annotations
 
@@ -59,14 +59,24 @@ class ReplicatedCluster(Cluster):
         raise TimeoutError(f"{name} not ready")
 
     def start_all(self) -> None:
+        try:
+            self._start_all()
+        except BaseException:
+            self.stop_all()
+            raise
+
+    def _start_all(self) -> None:
+        # The first replica creates the store's tables; the others start once it is ready (two
+        # `create_all` at once on one empty Postgres database race on the catalogue).
         for service in ("qualification", "payout"):
             self.start(service)
-        for service in REPLICATED:
-            for n in (1, 2, 3):
-                self.start_replica(service, n)
+        firsts = [self.start_replica(service, 1) for service in REPLICATED]
         for service in ("qualification", "payout"):
             self.wait_ready(service)
-        for name in list(self.replicas):
+        for name in firsts:
+            self.wait_replica(name)
+        others = [self.start_replica(s, n) for s in REPLICATED for n in (2, 3)]
+        for name in others:
             self.wait_replica(name)
         # Public ports for what the workload asks over HTTP: the first replica of each.
         for service in REPLICATED:
@@ -100,7 +110,13 @@ class ReplicatedCluster(Cluster):
         for proc, _ in self.replicas.values():
             if proc.poll() is None:
                 proc.terminate()
-        codes = {n: p.wait(60) for n, (p, _) in self.replicas.items()}
+        codes = {}
+        for name, (proc, _) in self.replicas.items():
+            try:
+                codes[name] = proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait(10)
         return {**codes, **super().stop_all()}
 
 
@@ -124,21 +140,29 @@ async def test_replicas_killed_and_added_mid_run_keep_every_effect_exactly_once(
         extra_env=SERVICE_ENV, database_urls=stores,
     )  # fmt: skip
     cluster.start_all()
-    for url in stores.values():
-        audit.install(url, cluster.replica_of)
+    try:
+        for url in stores.values():
+            audit.install(url, cluster.replica_of)
+    except BaseException:
+        cluster.stop_all()
+        raise
 
     async def fault(run: Run) -> None:
-        await run.until_published(0.3)
+        await run.until_published(0.1)
+        # The mall pauses while the newcomers start (a process start is slow on a busy
+        # machine): they must join with most of the load still to come.
+        run.mall.open_for_business.clear()
+        added = [cluster.start_replica(s, 4) for s in REPLICATED]
+        for name in added:
+            await asyncio.to_thread(cluster.wait_replica, name)
+        run.mall.open_for_business.set()
+        run.extra["added"] = added
+        await run.until_published(0.4)
         killed = [cluster.relay_holder(s) for s in REPLICATED]
         run.fault(f"kill -9 {killed}")
         for name in killed:
             cluster.kill_replica(name)
         run.extra["killed (relay lease holders)"] = killed
-        await run.until_published(0.55)
-        added = [cluster.start_replica(s, 4) for s in REPLICATED]
-        for name in added:
-            await asyncio.to_thread(cluster.wait_replica, name)
-        run.extra["added"] = added
 
     report = await run_scenario("replicas", kafka, tmp_path, orders, fault, cluster=cluster)
     report.assert_exact()

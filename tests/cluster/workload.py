@@ -113,7 +113,12 @@ class Mall:
     acked_at: list[float] = field(default_factory=list)  # monotonic time of each ack
     failed_sends: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    # Cleared: the mall pauses between chunks (while a scenario starts processes, say).
+    open_for_business: asyncio.Event = field(default_factory=asyncio.Event)
     _producer: AIOKafkaProducer | None = None
+
+    def __post_init__(self) -> None:
+        self.open_for_business.set()
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         while self._producer is None:
@@ -170,6 +175,10 @@ class Mall:
         completions: list[Event] = []
         try:
             for i in range(0, len(workload.order_list), chunk):
+                if not self.open_for_business.is_set():
+                    paused = time.monotonic()
+                    await self.open_for_business.wait()
+                    started += time.monotonic() - paused
                 part = workload.order_list[i : i + chunk]
                 await self.send_all([*completions, *(paid(o) for o in part)])
                 completions = [completed(o) for o in part]
