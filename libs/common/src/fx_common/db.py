@@ -185,6 +185,19 @@ def try_lease(engine: Engine, name: str, owner: str, ttl_s: float) -> bool:
         return True
 
 
+def hold_lease(session: Session, name: str, owner: str, ttl_s: float) -> bool:
+    """In the caller's transaction: renew `name` if `owner` still holds it. The lease row stays
+    locked until that transaction ends, so no other replica takes the lease meanwhile."""
+    until = SystemClock().now() + timedelta(seconds=ttl_s)
+    renewed = session.exec(
+        update(Lease)
+        .where(Lease.name == name)  # type: ignore[arg-type]
+        .where(Lease.owner == owner)  # type: ignore[arg-type]
+        .values(expires_at=until)
+    )
+    return bool(renewed.rowcount)
+
+
 def release_lease(engine: Engine, name: str, owner: str) -> None:
     """Give the lease up (graceful stop), so another replica need not wait for it to expire."""
     with Session(engine) as session, session.begin():

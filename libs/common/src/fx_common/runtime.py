@@ -233,19 +233,26 @@ class ServiceRuntime:
                     db.try_lease, self.engine, "sweeper", owner, interval * 3
                 )
                 ops_metrics.leader(self.spec.name, "sweeper", held)
-                if held:
-                    await asyncio.to_thread(self.tick, self.clock.now())
+                if held and await asyncio.to_thread(
+                    self.tick, self.clock.now(), (owner, interval * 3)
+                ):
                     self.relay.wake()
             except Exception:
                 log.exception("sweep failed; next interval retries")
 
-    def tick(self, now: datetime) -> None:
+    def tick(self, now: datetime, sweeper: tuple[str, float] | None = None) -> bool:
+        """Run the time-driven rules in one transaction. As `sweeper` (owner, ttl), only while
+        holding the sweeper lease, renewed and locked in this transaction: no other replica
+        can take it, and sweep, before this sweep commits, however long it takes."""
         assert self.spec.on_tick is not None
         with Session(self.engine) as session, session.begin():
+            if sweeper is not None and not db.hold_lease(session, "sweeper", *sweeper):
+                return False
             uow = UnitOfWork(session, self.spec.name, self.namespace)
             uow.caused_by(f"tick:{now.isoformat()}", None)
             self.spec.on_tick(uow, now)
             uow.flush()
+        return True
 
     def command(self, cause_id: str, apply: Callable[[UnitOfWork], Any]) -> Any:
         """Run an HTTP command in one transaction with the outbox (call from a thread)."""
