@@ -464,11 +464,6 @@ class OutboxRelay:
     """Publishes outbox rows in id order with an idempotent producer, then marks them."""
 
     LEASE_TTL_S = 10.0
-    # An idempotent aiokafka producer retries a batch forever and, after leaders moved during
-    # a rolling restart, can stay stuck without an error (tests/cluster). A round not
-    # acknowledged by then is sent again by a fresh producer; downstream inboxes drop the
-    # records the old one may still deliver (same ce_id).
-    ACK_TIMEOUT_S = 30.0
 
     def __init__(
         self, service: str, engine: Engine, bootstrap_servers: str, *, batch: int = 1000
@@ -489,7 +484,6 @@ class OutboxRelay:
             "max_batch_size": 256 * 1024,
         }
         self.producer: AIOKafkaProducer | None = None
-        self._retired: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -541,24 +535,7 @@ class OutboxRelay:
         if not rows:
             metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
             return 0
-        spans = tracing.new_spans()
-        try:
-            async with asyncio.timeout(self.ACK_TIMEOUT_S):
-                await self._send(rows, spans)
-        except TimeoutError:
-            await self._renew_producer()
-            raise
-        tracing.end(spans)
-        await asyncio.to_thread(self._mark, [row.id for row in rows if row.id is not None])
-        for row in rows:
-            metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
-            if row.ce_type is not None:
-                ops_metrics.published(self.service, row.ce_type, row.value)
-        return len(rows)
-
-    async def _send(self, rows: Sequence[db.OutboxRecord], spans: Any) -> None:
-        assert self.producer is not None
-        sends = []
+        sends, spans = [], tracing.new_spans()
         for row in rows:
             headers = [(k, base64.b64decode(v)) for k, v in json.loads(row.headers)]
             headers = tracing.publishing(self.service, row.topic, headers, spans)
@@ -567,18 +544,13 @@ class OutboxRelay:
                 await self.producer.send(row.topic, value=row.value, key=key, headers=headers)
             )
         await asyncio.gather(*sends)
-
-    async def _renew_producer(self) -> None:
-        """Replace a producer whose sends are not acknowledged; the old one stops in the
-        background (its stop waits for the stuck batches, so it is not awaited here)."""
-        log.warning(
-            "outbox relay: no ack in %.0fs; a fresh producer sends again", self.ACK_TIMEOUT_S
-        )
-        old, self.producer = self.producer, AIOKafkaProducer(**self._client_options)
-        if old is not None:
-            self._retired.add(asyncio.create_task(_stop_quietly(old)))
-            self._retired = {t for t in self._retired if not t.done()}
-        await _retrying(self.producer.start, "producer start", self._stopping)
+        tracing.end(spans)
+        await asyncio.to_thread(self._mark, [row.id for row in rows if row.id is not None])
+        for row in rows:
+            metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
+            if row.ce_type is not None:
+                ops_metrics.published(self.service, row.ce_type, row.value)
+        return len(rows)
 
     def _load(self) -> list[db.OutboxRecord]:
         with Session(self.engine) as session:
@@ -601,14 +573,6 @@ class OutboxRelay:
             await self.producer.stop()
         if self._lease_until:
             await asyncio.to_thread(db.release_lease, self.engine, "outbox-relay", self.owner)
-
-
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    try:
-        async with asyncio.timeout(60):
-            await producer.stop()
-    except Exception as exc:  # a stuck producer: its connections close with the process
-        log.warning("retired relay producer did not stop cleanly: %r", exc)
 
 
 async def _retrying(start: Callable[[], Any], what: str, stopping: asyncio.Event) -> None:
