@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -218,7 +219,7 @@ async def enrol_distributors(cluster: Cluster, workload: Workload) -> None:
         for d in workload.distributor_ids
     ]
     await Mall(cluster.bootstrap, cluster.namespace).send_all(shares)
-    engine = create_engine(cluster.database_url("referral-binding"))
+    engine = reader(cluster.database_url("referral-binding"))
     try:
         deadline = time.monotonic() + 120
         while _count(engine, "SELECT count(DISTINCT user_id) FROM rb_eligibility") < len(
@@ -229,6 +230,17 @@ async def enrol_distributors(cluster: Cluster, workload: Workload) -> None:
             await asyncio.sleep(0.3)
     finally:
         engine.dispose()
+
+
+def reader(url: str) -> Engine:
+    """An engine that only reads a service's store while the service runs. SQLite: read-only
+    (`mode=ro`): it can never checkpoint or delete the WAL under the service (a running
+    service's WAL was once found deleted while this process read its store read-write, and
+    the service's later writes were invisible to every other reader)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///")).resolve()
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    return create_engine(url)
 
 
 def _count(engine: Engine, sql: str) -> int:
@@ -261,7 +273,7 @@ class Progress:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        engines = {s: create_engine(u) for s, u in self.urls.items()}
+        engines = {s: reader(u) for s, u in self.urls.items()}
         try:
             while not stop.is_set():
                 value = await asyncio.to_thread(self.total, engines)
@@ -360,7 +372,7 @@ class Report:
 
 async def wait_until_done(cluster: Cluster, workload: Workload, timeout: float) -> None:
     """Until payout credited every order's commission and every outbox is drained."""
-    engines = {s: create_engine(cluster.database_url(s)) for s in SERVICES}
+    engines = {s: reader(cluster.database_url(s)) for s in SERVICES}
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -419,7 +431,7 @@ async def account(cluster: Cluster, workload: Workload) -> Report:
     for ce_type in ("fx.commission.voided", "fx.commission.reversed", "fx.commission.adjusted"):
         duplicated[ce_type] = len(by_type.get(ce_type, {}))  # none of these may happen here
 
-    engine = create_engine(cluster.database_url("payout"))
+    engine = reader(cluster.database_url("payout"))
     try:
         with engine.connect() as conn:
             credits = conn.execute(
