@@ -13,20 +13,24 @@ import importlib
 import os
 import pkgutil
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import typer.main
 from fastapi.routing import iter_route_contexts
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
+from typer.core import TyperGroup
 
 from fx_common.contracts import topics as topic_names
 from fx_common.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES
 from fx_common.http import create_app
 from fx_common.runtime import ServiceRuntime
+from fxctl.cli import app as fxctl_app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -288,6 +292,43 @@ def test_the_settings_scan_finds_what_it_should() -> None:
     assert classes["FX_SETTLEMENT_HOLD"].startswith("commission.")
     scripts = script_variables()
     assert {"FX_VAR", "FX_KAFKA_PORT", "FX_TEST_POSTGRES_URL"} <= set(scripts)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def console_scripts() -> dict[str, str]:
+    """Every console script of the workspace's packages, with its pyproject."""
+    found: dict[str, str] = {}
+    for pyproject in sorted(ROOT.glob("*/*/pyproject.toml")):
+        scripts = tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})
+        found |= {name: str(pyproject.relative_to(ROOT)) for name in scripts}
+    return found
+
+
+def test_every_console_script_is_documented() -> None:
+    documented = backticked(ARCHITECTURE.read_text(encoding="utf-8"))
+    scripts = console_scripts()
+    assert "fx-payout-reconcile" in scripts and "fxctl" in scripts
+    missing = {name: where for name, where in scripts.items() if name not in documented}
+    assert not missing, (
+        f"docs/architecture.md does not name the console scripts {missing}: add them to the "
+        "services table in 'The shape' (a service's) or where the tool is described"
+    )
+
+
+def test_every_fxctl_verb_is_documented() -> None:
+    group = typer.main.get_command(fxctl_app)
+    assert isinstance(group, TyperGroup)
+    verbs = sorted(group.commands)
+    assert "trace" in verbs
+    pages = [ROOT / "README.md", *DOCS.glob("*.md")]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
+    missing = [verb for verb in verbs if not re.search(rf"fxctl {verb}\b", text)]
+    assert not missing, (
+        f"fxctl verbs {missing} are named nowhere in README.md or docs/: add a row to the "
+        "README's fxctl table ('For operators')"
+    )
 
 
 # ---------------------------------------------------------------- links between pages
