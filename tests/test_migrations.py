@@ -5,7 +5,9 @@ carries on; the command line says what to run."""
 
 from __future__ import annotations
 
+import base64
 import importlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, inspect, select, text
+from sqlalchemy import DateTime, Engine, LargeBinary, MetaData, inspect, select, text
 from sqlmodel import Session
 
 from fx_common import db, migrations
@@ -24,6 +26,7 @@ from fx_common.runtime import ServiceSpec, processor_for
 from fx_common.testing import fresh_postgres_database, record
 
 REPO = Path(__file__).resolve().parents[1]
+Dump = dict[str, list[dict[str, Any]]]
 T0 = datetime(2025, 1, 3, 0, 30, tzinfo=UTC)  # when the samples were paid
 APPS = {
     "referral-binding": "referral_binding.app",
@@ -56,16 +59,23 @@ def engine(store_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary-key order."""
+def dump(engine: Engine, like: Dump | None = None) -> Dump:
+    """Every row of every table as {column: value}, in primary-key order; with `like`, only
+    the tables and columns it has (a later revision may add some: those rows keep theirs)."""
     tables = MetaData()
     tables.reflect(engine)
+    found: Dump = {}
     with engine.connect() as conn:
-        return {
-            name: [tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))]
-            for name, table in tables.tables.items()
-            if name != "alembic_version"
-        }
+        for name, table in tables.tables.items():
+            if name == "alembic_version" or (like is not None and name not in like):
+                continue
+            rows = [
+                dict(r._mapping) for r in conn.execute(select(table).order_by(*table.primary_key))
+            ]
+            if like is not None and like[name]:
+                rows = [{c: row[c] for c in like[name][0]} for row in rows]
+            found[name] = rows
+    return found
 
 
 def events(spec: ServiceSpec, batch: str, at: datetime) -> list[Any]:
@@ -75,6 +85,75 @@ def events(spec: ServiceSpec, batch: str, at: datetime) -> list[Any]:
         for ce_type in spec.handlers
         if ce_type in SAMPLES
     ]
+
+
+RELEASE = Path(__file__).parent / "fixtures" / "release-0001"
+
+
+def load_release_store(service: str, engine: Engine) -> None:
+    """A store as the release before migrations left it: its schema (the baseline, which is
+    what its `create_all` made) without a revision, and the rows it wrote (fixtures written by
+    `python -m tests.test_migrations` on that release)."""
+    history = history_of(service)
+    migrations.upgrade(engine, history, history.baseline)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    saved = json.loads((RELEASE / f"{service}.json").read_text(encoding="utf-8"))
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.begin() as conn:
+        for name, rows in saved.items():
+            table = tables.tables[name]
+            if rows:
+                conn.execute(table.insert(), [_decoded(table, row) for row in rows])
+            if engine.dialect.name == "postgresql" and "id" in table.c:
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"(SELECT max(id) FROM {name})) WHERE EXISTS (SELECT 1 FROM {name})"
+                    )
+                )
+
+
+def _decoded(table: Any, row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for column, value in row.items():
+        kind = table.c[column].type
+        if isinstance(value, str) and isinstance(kind, DateTime):
+            value = datetime.fromisoformat(value)
+        elif isinstance(value, str) and isinstance(kind, LargeBinary):
+            value = base64.b64decode(value)
+        out[column] = value
+    return out
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def write_release_fixtures() -> None:
+    """Run on a release to record what its stores hold after some processing."""
+    import tempfile
+
+    RELEASE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for service in APPS:
+            spec = spec_of(service)
+            engine = db.make_engine(f"sqlite:///{Path(scratch) / service}.db")
+            db.create_schema(engine, spec.tables)  # the release's own store-making
+            seed_commands(service, engine)
+            processor_for(spec, engine).process(events(spec, "before", T0))
+            rows = {
+                name: [{c: _encoded(v) for c, v in row.items()} for row in table]
+                for name, table in dump(engine).items()
+            }
+            text_ = json.dumps(rows, indent=1, sort_keys=True) + "\n"
+            (RELEASE / f"{service}.json").write_text(text_, encoding="utf-8")
+            engine.dispose()
 
 
 def seed_commands(service: str, engine: Engine) -> None:
@@ -126,12 +205,9 @@ def test_a_store_the_previous_release_made_upgrades_with_its_data_and_carries_on
 ) -> None:
     spec = spec_of(service)
     history = history_of(service)
-    db.create_schema(engine, spec.tables)  # what every release before migrations did
-    seed_commands(service, engine)
-    first = events(spec, "before", T0)
-    processor_for(spec, engine).process(first)
+    load_release_store(service, engine)
     before = dump(engine)
-    assert len(before["fx_inbox"]) == len(first)
+    assert before["fx_inbox"], "the release's store holds consumed events"
     assert any(rows for name, rows in before.items() if not name.startswith("fx_")), before
 
     with pytest.raises(migrations.StoreNotReady, match=f"`fx-{service} migrate`"):
@@ -139,14 +215,36 @@ def test_a_store_the_previous_release_made_upgrades_with_its_data_and_carries_on
     assert migrations.status(engine, history).legacy
 
     assert migrations.upgrade(engine, history).at_head
-    assert dump(engine) == before
+    assert dump(engine, like=before) == before
     assert migrations.differences(engine, history) == []
     assert migrations.ensure(engine, history, auto=False).at_head
 
     later = events(spec, "after", T0 + timedelta(days=1))
     outcome = processor_for(spec, engine).process(later)
     assert outcome.duplicates == 0
-    assert len(dump(engine)["fx_inbox"]) == len(first) + len(later)
+    assert len(dump(engine)["fx_inbox"]) == len(before["fx_inbox"]) + len(later)
+
+
+def test_the_release_before_migrations_made_the_baseline_schema(
+    service: str, tmp_path: Path
+) -> None:
+    """The baseline is what `create_all` made in the release the fixtures come from (its
+    models are these until a revision changes them: then this holds for the baseline only)."""
+    history = history_of(service)
+    legacy = db.make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    baseline = db.make_engine(f"sqlite:///{tmp_path / 'baseline.db'}")
+    try:
+        migrations.upgrade(baseline, history, history.baseline)
+        if history.head != history.baseline:
+            return  # the models moved on; the fixtures carry the release's schema
+        db.create_schema(legacy, spec_of(service).tables)
+        assert migrations.differences(legacy, history) == []
+        assert set(inspect(legacy).get_table_names()) | {"alembic_version"} == set(
+            inspect(baseline).get_table_names()
+        )
+    finally:
+        legacy.dispose()
+        baseline.dispose()
 
 
 def test_auto_upgrades_an_empty_store_and_a_second_start_does_nothing(engine: Engine) -> None:
@@ -265,3 +363,7 @@ def test_two_upgrades_racing_on_one_sqlite_file_migrate_it_once(tmp_path: Path) 
     finally:
         for engine in engines:
             engine.dispose()
+
+
+if __name__ == "__main__":
+    write_release_fixtures()
