@@ -348,7 +348,7 @@ def test_the_command_line_refuses_to_serve_a_store_behind_and_migrates_it(
 
 
 def test_two_upgrades_racing_on_one_sqlite_file_migrate_it_once(tmp_path: Path) -> None:
-    """The flock on the store's file serialises them (Postgres: tests/integration/
+    """The flock beside the store's file serialises them (Postgres: tests/integration/
     test_migration_race.py, with two processes)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -369,3 +369,30 @@ def test_two_upgrades_racing_on_one_sqlite_file_migrate_it_once(tmp_path: Path) 
 
 if __name__ == "__main__":
     write_release_fixtures()
+
+
+def test_the_sqlite_migration_lock_leaves_the_store_locks_of_this_process_alone(
+    tmp_path: Path,
+) -> None:
+    """Closing any descriptor of a database file drops every POSIX lock this process holds
+    on it, SQLite's included: the migration lock must never open the store itself."""
+    import sqlite3
+    import sys
+
+    store = tmp_path / "store.db"
+    writer = sqlite3.connect(store, isolation_level=None)
+    try:
+        writer.execute("CREATE TABLE t (x INTEGER)")
+        writer.execute("BEGIN IMMEDIATE")  # this process holds the store's write lock
+        with migrations._file_lock(str(store)):
+            pass
+        other = subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys; "
+             "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None); "
+             "c.execute('BEGIN IMMEDIATE')", str(store)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert other.returncode != 0 and "database is locked" in other.stderr, other.stderr
+        assert (tmp_path / "store.db.migrate-lock").exists()
+    finally:
+        writer.close()

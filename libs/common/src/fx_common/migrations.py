@@ -7,7 +7,7 @@ environment and the revision template are shared (`fx_common/alembic/`). The com
 A service never creates its schema when it starts: `ensure` refuses a store behind the code's
 head and names the command that upgrades it (`fx-<service> migrate`), unless `FX_MIGRATE=auto`
 (local runs, the demo, the benchmarks and the tests), which upgrades it first. `upgrade` holds
-a lock while it migrates — a Postgres advisory lock, or an flock on an SQLite file — and looks
+a lock while it migrates — a Postgres advisory lock, or an flock beside an SQLite file — and looks
 again once it holds it, so replicas starting together migrate a store once.
 
 A store written before migrations existed (by `create_all`: the schema of the baseline
@@ -210,13 +210,15 @@ def _locked(engine: Engine, history: History) -> Iterator[Connection]:
 
 @contextlib.contextmanager
 def _file_lock(path: str | None) -> Iterator[None]:
+    """An flock on `<store>.migrate-lock`, never on the store itself: closing a descriptor of
+    the database file would drop the POSIX locks SQLite holds on it in this process."""
     if path is None:
         yield
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # independent of SQLite's own (fcntl) locks
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
