@@ -65,3 +65,41 @@ def test_schemathesis_finds_nothing(service: str, tmp_path: Path) -> None:
             if result.returncode != 0:
                 failures.append(f"--- {service} as {role} ---\n{result.stdout[-12000:]}")
     assert not failures, "\n".join(failures)
+
+
+def test_the_write_check_fails_a_refused_request_that_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook itself: a 4xx after which the store changed is a failure; a 2xx that wrote,
+    or a 4xx that did not, is not."""
+    from sqlalchemy import create_engine, text
+
+    from tests.schemathesis import hooks
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (x INTEGER)"))
+    monkeypatch.setenv("FX_SCHEMATHESIS_STORE_URL", url)
+    monkeypatch.setattr(hooks, "_engine", None)
+    monkeypatch.setattr(hooks, "_last", None)
+
+    class Answer:
+        def __init__(self, status_code: int) -> None:
+            self.status_code = status_code
+
+    class Case:
+        method, formatted_path = "POST", "/v1/things"
+
+    def write() -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+
+    hooks.nothing_written_when_refused(None, Answer(200), Case())  # the baseline
+    write()
+    hooks.nothing_written_when_refused(None, Answer(201), Case())  # accepted: may write
+    hooks.nothing_written_when_refused(None, Answer(403), Case())  # refused, wrote nothing
+    write()
+    with pytest.raises(AssertionError, match="refused with 422 but changed the store"):
+        hooks.nothing_written_when_refused(None, Answer(422), Case())
+    engine.dispose()
