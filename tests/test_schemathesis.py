@@ -17,12 +17,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import SERVICES
 from fx_common.http import issue_token
+from fx_common.runtime import ServiceRuntime
+from fx_common.testing import record
 from tests.schemathesis.serve import SECRET, running
 
 HERE = Path(__file__).resolve().parent / "schemathesis"
@@ -53,10 +58,26 @@ def schemathesis_run(url: str, token: str, store_url: str) -> subprocess.Complet
     )
 
 
+def settled_commission(runtime: ServiceRuntime) -> None:
+    """payout: distributor-1 has money, so the withdrawal example (and the stateful phase's
+    approve / reject / mark-paid / mark-failed after it) reach the ledger."""
+    data = {
+        **SAMPLES["fx.commission.settled"],
+        "distributor_id": "distributor-1",
+        "amount_fen": 10_000_000,
+    }
+    event = record("fx.commission.settled", data, time=datetime(2026, 1, 1, tzinfo=UTC))
+    assert runtime.processor.process([event]).applied == 1
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_schemathesis_finds_nothing(service: str, tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / (service + '.db')}"
-    extra = {"wecom_webhook_secret": WEBHOOK_SECRET} if service == "qualification" else {}
+    extra: dict[str, Any] = {}
+    if service == "qualification":
+        extra["wecom_webhook_secret"] = WEBHOOK_SECRET
+    if service == "payout":
+        extra["seed"] = settled_commission
     failures = []
     with running(service, store_url, **extra) as url:
         for role in ROLES:

@@ -6,7 +6,7 @@ import importlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(service: str, store_url: str, **settings: Any) -> Iterator[str]:
-    """The service's HTTP API on 127.0.0.1 (its base URL), its store made and empty."""
+def running(
+    service: str,
+    store_url: str,
+    seed: Callable[[ServiceRuntime], None] | None = None,
+    **settings: Any,
+) -> Iterator[str]:
+    """The service's HTTP API on 127.0.0.1 (its base URL), its store migrated and `seed`ed."""
     spec = importlib.import_module(f"{service.replace('-', '_')}.app").SPEC
     values = {"database_url": store_url, "jwt_secret": SECRET, "clock": "simulated", **settings}
     runtime = ServiceRuntime(spec, spec.settings_cls(**values))
     assert spec.migrations is not None
     migrations.upgrade(runtime.engine, spec.migrations)
+    if seed is not None:
+        seed(runtime)
     port = free_port()
     config = uvicorn.Config(
         create_app(spec, runtime), host="127.0.0.1", port=port, lifespan="off", log_level="error"

@@ -9,6 +9,7 @@ are appended to its description and given as `x-fx-roles`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,3 +135,12 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def link_to(name: str, path: str, method: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to the route `name` (its function) at `path` (as served, prefix
+    included), its parameters taken from this response (`$response.body#/withdrawal_id`):
+    how a client (and schemathesis' stateful phase) goes from a created resource to its
+    operations."""
+    operation_id = re.sub(r"\W", "_", f"{name}{path}") + f"_{method.lower()}"
+    return {"operationId": operation_id, "parameters": parameters}

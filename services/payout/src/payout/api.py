@@ -12,6 +12,7 @@ from sqlmodel import Session
 from fx_common.contracts.base import Reason, StrictId
 from fx_common.http import ApiError, Auth, Ops, Principal, Runtime, errors, require_reader
 from fx_common.http_fields import PathId
+from fx_common.openapi import link_to
 from fx_common.runtime import ServiceRuntime
 from payout import commands, domain, store
 from payout.domain import InvalidAccount, InvalidTransition, Method, Status, WithdrawalRefused
@@ -22,6 +23,20 @@ router = APIRouter(prefix="/v1", tags=["payout"])
 
 GATEWAY_KEY = "gateway"
 MAX_AMOUNT_FEN = 1_000_000_000_000  # ¥10 billion: anything above is a typo
+_ID = {"withdrawal_id": "$response.body#/withdrawal_id"}
+WITHDRAWAL = "/v1/withdrawals/{withdrawal_id}"
+WITHDRAWAL_LINKS = {
+    name.title().replace("_", ""): link_to(
+        name, f"/v1/withdrawals/{{withdrawal_id}}{tail}", verb, **_ID
+    )
+    for name, tail, verb in (
+        ("get_withdrawal", "", "GET"),
+        ("approve", "/approve", "POST"),
+        ("reject", "/reject", "POST"),
+        ("mark_paid", "/mark-paid", "POST"),
+        ("mark_failed", "/mark-failed", "POST"),
+    )
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -29,11 +44,24 @@ IDEMPOTENCY_KEY = {
     "description": "Makes the request safe to retry: the same key and body return the same "
     "withdrawal; the same key with another body is 422.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+    "example": "order-7f3a-withdraw-1",
 }
 
 
 class WithdrawalRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount_fen": 5000,
+                    "method": "wechat_wallet",
+                    "account": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                    "distributor_id": "distributor-1",
+                }
+            ]
+        },
+    )
 
     amount_fen: int = Field(
         strict=True,
@@ -238,6 +266,7 @@ def get_withdrawal(withdrawal_id: PathId, who: Auth, runtime: Runtime) -> Withdr
     "/withdrawals",
     status_code=201,
     responses={
+        201: {"description": "Created (held).", "links": WITHDRAWAL_LINKS},
         200: {"model": WithdrawalPublic, "description": "The same request repeated (same key)."},
         **errors(
             400,

@@ -37,6 +37,7 @@ from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
 from fx_common.http_fields import ID_PATTERN, Rfc3339, integer
+from fx_common.openapi import link_to
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
 from qualification import store
@@ -230,7 +231,34 @@ def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
     return _command(runtime, "confirm", user_id, now, lambda q: q.confirm_contact(now, policy))
 
 
-@router.post("/applications", responses=errors(409))
+_USER = {"user_id": "$response.body#/user_id"}
+USER = "/v1/distributors/{user_id}"
+CONFIRM = "/v1/applications/{user_id}/contact-confirmed"
+
+
+@router.post(
+    "/applications",
+    responses={
+        **errors(409),
+        200: {
+            "description": "The application (or the current state, if already made).",
+            "links": {
+                "GetDistributor": link_to(
+                    "get_distributor", "/v1/distributors/{user_id}", "GET", **_USER
+                ),
+                "ConfirmContact": link_to(
+                    "confirm_contact",
+                    "/v1/applications/{user_id}/contact-confirmed",
+                    "POST",
+                    **_USER,
+                ),
+                "Revoke": link_to(
+                    "revoke_distributor", "/v1/distributors/{user_id}/revoke", "POST", **_USER
+                ),
+            },
+        },
+    },
+)
 def apply_for_distributor(
     who: Auth, runtime: Runtime, body: Annotated[ApplyRequest | None, Body()] = None
 ) -> DistributorView:
