@@ -324,7 +324,7 @@ def test_the_command_line_refuses_to_serve_a_store_behind_and_migrates_it(
         finally:
             engine.dispose()
         head = history_of("payout").head
-        env = {"DATABASE_URL": url, "FX_MIGRATE": "off", "FX_HTTP_PORT": "0"}
+        env = {"DATABASE_URL": url, "FX_MIGRATE": "off", "FX_HTTP_PORT": "0", "FX_ENV": "test"}
         monkeypatch.setenv("DATABASE_URL", url)
 
         refused = run("fx-payout", env=env)

@@ -60,6 +60,7 @@ def test_two_replicas_starting_at_once_migrate_the_store_once(
                         **os.environ,
                         "DATABASE_URL": url,
                         "FX_MIGRATE": "auto",
+                        "FX_ENV": "test",
                         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                         "FX_TOPIC_NAMESPACE": f"race-{unique}.",
                         "FX_HTTP_PORT": str(port),
