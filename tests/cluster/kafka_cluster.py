@@ -8,6 +8,7 @@ directory, so it never touches the shared single broker.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -137,6 +138,25 @@ class KafkaCluster:
         found = re.search(r"^LeaderId:\s+(\d+)", out, re.MULTILINE)
         assert found, f"no LeaderId in:\n{out}"
         return int(found.group(1))
+
+    def recorded_controller(self) -> int | None:
+        """The KRaft leader as the running nodes last recorded it (`quorum-state`, highest
+        epoch): cheap, for checking that `active_controller` still holds."""
+        best: tuple[int, int] | None = None
+        for node in range(1, self.nodes + 1):
+            if not self.running(node):
+                continue
+            path = (
+                self.var / f"kafka-{self.nodes}" / f"node-{node}" / "data"
+                / "__cluster_metadata-0" / "quorum-state"
+            )  # fmt: skip
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if state.get("leaderId", -1) >= 0 and (best is None or state["leaderEpoch"] > best[0]):
+                best = (int(state["leaderEpoch"]), int(state["leaderId"]))
+        return best[1] if best else None
 
     async def leaders(self, topics: Iterable[str]) -> Counter[int]:
         """How many partitions of `topics` each node leads now."""
