@@ -114,10 +114,11 @@ async def test_the_active_controller_killed(
     kafka: KafkaCluster, tmp_path: Path, orders: int
 ) -> None:
     async def fault(run: Run) -> None:
-        # Asked first (the tool starts a JVM: seconds), checked again when it is time.
-        node = await asyncio.to_thread(run.kafka.active_controller)
         await run.until_published(0.3)
-        assert run.kafka.recorded_controller() == node, "the controller moved on its own"
+        # The leader the voters recorded (instant); Kafka's own tool, which starts a JVM,
+        # confirms below that another node took over.
+        node = run.kafka.recorded_controller()
+        assert node is not None, "no KRaft leader recorded"
         run.fault(f"kill -9 controller node {node}")
         run.kafka.kill9(node)
         await asyncio.sleep(3)

@@ -87,7 +87,7 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
     try:
         existing = set(await admin.list_topics())
         factor, min_isr = replication_for(len((await admin.describe_cluster())["brokers"]))
-        configs = {"min.insync.replicas": str(min_isr)}
+        configs = {"min.insync.replicas": str(min_isr)} if factor > 1 else {}
         wanted = [
             NewTopic(t, 1 if t.endswith(CLOCK) else partitions, factor, topic_configs=configs)
             for t in topics
