@@ -90,3 +90,41 @@ def test_journey_keeps_what_names_the_id_in_event_time_order() -> None:
     other = paid(T0, order_id="o-2", buyer_id="c-2")
     assert journey([later, other, earlier], "o-1") == [earlier, later]
     assert journey([later, other, earlier], "c-2") == [other]
+
+
+def test_ignored_lists_the_types_the_services_ignore_by_topic() -> None:
+    from datetime import timedelta
+
+    from fx_common.contracts.samples import SAMPLES
+    from fx_common.envelope import encode, make_event
+    from fx_common.testing import raw_record
+    from fxctl.context import Target
+    from fxctl.ignored_cmd import ignored_types
+    from fxctl.records import seen
+
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    value, headers = encode(make_event("mall.order.completed", SAMPLES["mall.order.completed"],
+                                       time=start))  # fmt: skip
+
+    def as_type(ce_type: str, topic: str, minutes: int) -> Any:
+        hdrs = [
+            (k, ce_type.encode() if k == "ce_type" else
+             (start + timedelta(minutes=minutes)).isoformat().encode() if k == "ce_time" else v)
+            for k, v in headers
+        ]  # fmt: skip
+        return seen(raw_record(topic, value, hdrs))
+
+    records = [
+        as_type("mall.order.cancelled", "ns.mall.orders.v1", 5),
+        as_type("mall.order.cancelled", "ns.mall.orders.v1", 1),
+        as_type("crm.customer.updated", "ns.mall.shares.v1", 2),
+        as_type("mall.order.payed", "ns.mall.orders.v1", 3),  # dead-lettered, not ignored
+        as_type("mall.order.completed", "ns.mall.orders.v1", 4),  # handled
+        as_type("fx.clock.set", "ns.mall.orders.v1", 4),  # wrong topic: dead-lettered
+    ]
+    found = ignored_types(records, Target("x", "ns."))
+    assert [(e.topic, e.type, e.count) for e in found] == [
+        ("mall.orders.v1", "mall.order.cancelled", 2),
+        ("mall.shares.v1", "crm.customer.updated", 1),
+    ]
+    assert found[0].first_time == start + timedelta(minutes=1)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, event, func, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, event, func, text
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
@@ -45,15 +45,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class InboxRecord(SQLModel, table=True):
-    """One row per consumed `ce_id`: the idempotency record of the consumer."""
+    """One row per consumed `ce_id`: the idempotency record of the consumer, with a digest of
+    the content it applied (`processing.inbox`; `None` on rows written before digests)."""
 
     __tablename__ = "fx_inbox"
     ce_id: str = Field(primary_key=True, max_length=128)
     ce_type: str = Field(max_length=128)
     topic: str = Field(max_length=128)
     partition: int
-    offset: int
+    offset: int = Field(sa_type=BigInteger)
     processed_at: datetime
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -123,11 +125,15 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def known_event_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
+def inbox_digests(session: Session, ids: Sequence[str]) -> dict[str, str | None]:
+    """`ce_id` → digest of those of `ids` already in the inbox."""
+    found: dict[str, str | None] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        found.update(session.exec(select(InboxRecord.ce_id).where(InboxRecord.ce_id.in_(chunk))))  # type: ignore[attr-defined]
+        query = select(InboxRecord.ce_id, InboxRecord.digest).where(
+            InboxRecord.ce_id.in_(chunk)  # type: ignore[attr-defined]
+        )
+        found.update((ce_id, content) for ce_id, content in session.exec(query))
     return found
 
 

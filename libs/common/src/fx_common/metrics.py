@@ -11,6 +11,13 @@ RECORDS_DUPLICATE = Counter(
 RECORDS_IGNORED = Counter(
     "fx_records_ignored_total", "Records of types this service does not handle", ["service"]
 )
+IGNORED_EVENTS = Counter(
+    "fx_ignored_events_total",
+    "Events ignored because their type is not part of the contract: the mall's types ignored "
+    "on purpose and unknown types outside mall.order.* / mall.share.* (the first of each type "
+    "is logged); reason: documented (the mall's types ignored on purpose) or outside_contract",
+    ["service", "type", "reason"],
+)
 DLQ_RECORDS = Counter("fx_dlq_records_total", "Records dead-lettered", ["service", "error_type"])
 BATCH_SECONDS = Histogram(
     "fx_batch_seconds",

@@ -1,6 +1,6 @@
-"""fxctl: the engineer's CLI of fenxiao (topics, tail, trace, dlq, replay, clock, publish,
-simulate, doctor). Every command talks to `--bootstrap` and prefixes topics and consumer groups
-with `--namespace`, like the services do with FX_TOPIC_NAMESPACE."""
+"""fxctl: the engineer's CLI of fenxiao (topics, tail, trace, dlq, ignored, replay, clock,
+publish, simulate, doctor). Every command talks to `--bootstrap` and prefixes topics and
+consumer groups with `--namespace`, like the services do with FX_TOPIC_NAMESPACE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from fxctl import clock_cmd, dlq, doctor, publish, replay_cmd, simulate, tail, topics_cmd, trace
+from fxctl import (
+    clock_cmd,
+    dlq,
+    doctor,
+    ignored_cmd,
+    publish,
+    replay_cmd,
+    simulate,
+    tail,
+    topics_cmd,
+    trace,
+)
 from fxctl.context import Target
 
 app = typer.Typer(
@@ -36,6 +47,7 @@ app.command()(topics_cmd.topics)
 app.command()(tail.tail)
 app.command()(trace.trace)
 app.add_typer(dlq.app, name="dlq")
+app.command()(ignored_cmd.ignored)
 app.command("replay")(replay_cmd.replay_command)
 app.add_typer(clock_cmd.app, name="clock")
 app.command()(publish.publish)
