@@ -58,21 +58,21 @@ class CommissionRecord(SQLModel, table=True):
     sku: str = Field(max_length=128)
     category: str | None = Field(default=None, max_length=128)
     quantity: int
-    paid_amount_fen: int
+    paid_amount_fen: int = Field(sa_type=sa.BigInteger)
     paid_at: datetime = _utc()
     plan_version: int
     rate_basis: str = Field(max_length=16)
     rate_bps: int
-    fen_per_unit: int | None = None
-    accrued_fen: int
+    fen_per_unit: int | None = Field(default=None, sa_type=sa.BigInteger)
+    accrued_fen: int = Field(sa_type=sa.BigInteger)
     status: str = Field(max_length=16)
-    amount_fen: int
-    refunded_fen: int = 0
+    amount_fen: int = Field(sa_type=sa.BigInteger)
+    refunded_fen: int = Field(default=0, sa_type=sa.BigInteger)
     settle_at: datetime | None = _utc(nullable=True)
     settled_at: datetime | None = _utc(nullable=True)
-    settled_fen: int = 0
-    reversed_fen: int = 0
-    voided_fen: int = 0
+    settled_fen: int = Field(default=0, sa_type=sa.BigInteger)
+    reversed_fen: int = Field(default=0, sa_type=sa.BigInteger)
+    voided_fen: int = Field(default=0, sa_type=sa.BigInteger)
     void_reason: str | None = Field(default=None, max_length=200)
 
 
@@ -90,8 +90,8 @@ class AuditRecord(SQLModel, table=True):
     occurred_at: datetime = _utc()
     status_before: str | None = Field(default=None, max_length=16)
     status_after: str = Field(max_length=16)
-    amount_before: int
-    amount_after: int
+    amount_before: int = Field(sa_type=sa.BigInteger)
+    amount_after: int = Field(sa_type=sa.BigInteger)
     plan_version: int
     reason: str | None = Field(default=None, max_length=200)
     refund_id: str | None = Field(default=None, max_length=128)
@@ -114,7 +114,7 @@ class RefundLineRecord(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=128)
     refund_id: str = Field(primary_key=True, max_length=128)
     line_id: str = Field(primary_key=True, max_length=128)
-    refund_amount_fen: int
+    refund_amount_fen: int = Field(sa_type=sa.BigInteger)
     refunded_at: datetime = _utc()
     event_id: str = Field(max_length=128)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Index,
     Table,
@@ -56,7 +57,7 @@ class QualifyingOrderRow(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=128)
     attempt: int
     paid_at: datetime = Field(sa_type=UtcDateTime)
-    paid_fen: int
+    paid_fen: int = Field(sa_type=BigInteger)
     counted_at: datetime = Field(sa_type=UtcDateTime)
     uncounted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
@@ -66,7 +67,7 @@ class RefundRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=128)
     order_id: str = Field(primary_key=True, max_length=128)
     refund_id: str = Field(primary_key=True, max_length=128)
-    amount_fen: int
+    amount_fen: int = Field(sa_type=BigInteger)
     refunded_at: datetime = Field(sa_type=UtcDateTime)
 
 
