@@ -148,7 +148,7 @@ async def test_each_poison_is_dead_lettered_and_every_partition_flows(
 
         metrics_url = f"http://127.0.0.1:{cluster.ports['referral-binding']}/metrics"
         metrics = await asyncio.to_thread(read_text, metrics_url)
-        assert ('fx_ignored_events_total{service="referral-binding",'
+        assert ('fx_ignored_events_total{reason="documented",service="referral-binding",'
                 'type="mall.order.cancelled"} 1.0') in metrics  # fmt: skip
         assert "ignoring events of type 'mall.order.cancelled'" in (
             cluster.log("referral-binding").read_text()
