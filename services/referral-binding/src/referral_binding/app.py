@@ -21,6 +21,7 @@ from fx_common.settings import MAX_PERIOD, ServiceSettings
 from referral_binding import domain, handlers, store
 from referral_binding.api import router
 from referral_binding.cache import BindingCache
+from referral_binding.late_visits import DEFAULT_LATE_VISIT_HORIZON
 
 NAME = "referral-binding"
 HISTORY = History.of(NAME, __file__, store.TABLES)
@@ -41,13 +42,19 @@ class ReferralBindingSettings(ServiceSettings):
     # `FX_SELF_ATTRIBUTION` (an eligible buyer's own orders are theirs, basis `self`).
     bind_candidates: bool = True
     self_attribution: bool = True
+    # `FX_LATE_VISIT_HORIZON` (24 h; seconds or ISO 8601, 0 turns it off): a visit processed
+    # after unattributed orders of its visitor paid less than this after it binds as of its
+    # time and attributes them (`referral_binding.late_visits`).
+    late_visit_horizon: timedelta = Field(
+        DEFAULT_LATE_VISIT_HORIZON, ge=timedelta(0), le=MAX_PERIOD
+    )
 
     def rules(self) -> domain.Rules:
         return domain.Rules(
             bind_candidates=self.bind_candidates, self_attribution=self.self_attribution
         )
 
-    @field_validator("protection_period", mode="before")
+    @field_validator("protection_period", "late_visit_horizon", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # pydantic reads a number as seconds but not a numeric string, which is what env gives.
@@ -66,7 +73,9 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
-        handlers=handlers.handlers_for(settings.protection_period, settings.rules()),
+        handlers=handlers.handlers_for(
+            settings.protection_period, settings.rules(), settings.late_visit_horizon
+        ),
         tables=store.TABLES,
         migrations=HISTORY,
         outputs=(BINDINGS, ATTRIBUTIONS),

@@ -20,8 +20,9 @@ from fx_common.contracts import attributions, bindings, mall_orders, mall_shares
 from fx_common.contracts.topics import ATTRIBUTIONS, BINDINGS
 from fx_common.envelope import Event
 from fx_common.processing import Handler, Prepare, TickHandler, UnitOfWork
-from referral_binding import domain, store
+from referral_binding import domain, late, store
 from referral_binding.cache import BindingCache
+from referral_binding.late_visits import DEFAULT_LATE_VISIT_HORIZON
 
 _BINDING_IDS = uuid.UUID("0c8f5a52-1d0e-4c1b-9b7a-3a4f2d6e8b11")
 
@@ -147,8 +148,11 @@ def on_share_created(uow: UnitOfWork, event: Event) -> None:
 
 def on_order_completed(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderCompleted)
-    distributor_id = store.batch_of(uow).attributed_to(data.order_id)
+    batch = store.batch_of(uow)
+    distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
+        if batch.is_paid(data.order_id):
+            late.keep_follow_up(uow, event, data.order_id)
         return
     completed = attributions.AttributedOrderCompleted(
         order_id=data.order_id, distributor_id=distributor_id
@@ -158,8 +162,11 @@ def on_order_completed(uow: UnitOfWork, event: Event) -> None:
 
 def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderRefunded)
-    distributor_id = store.batch_of(uow).attributed_to(data.order_id)
+    batch = store.batch_of(uow)
+    distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
+        if batch.is_paid(data.order_id):
+            late.keep_follow_up(uow, event, data.order_id)
         return
     refunded = attributions.AttributedOrderRefunded(
         order_id=data.order_id,
@@ -203,9 +210,12 @@ def _invalidate_after_commit(uow: UnitOfWork, cache: BindingCache) -> None:
 
 
 def handlers_for(
-    protection_period: timedelta, rules: domain.Rules = domain.DEFAULT_RULES
+    protection_period: timedelta,
+    rules: domain.Rules = domain.DEFAULT_RULES,
+    late_visit_horizon: timedelta = DEFAULT_LATE_VISIT_HORIZON,
 ) -> dict[str, Handler]:
-    """The handlers, with the protection period and rules the service is configured with."""
+    """The handlers, with the protection period, rules and late-visit horizon the service is
+    configured with."""
 
     def decide_visit(
         uow: UnitOfWork,
@@ -232,6 +242,19 @@ def handlers_for(
         )
         _record(uow, result.events)
         outcome, protected_by = result.decision.outcome, result.decision.protected_by
+        if outcome is domain.VisitOutcome.LATE and late.try_bind_late(
+            uow,
+            binding_id=binding_id_for(event_id),
+            share_id=share_id,
+            sharer_id=sharer_id,
+            visitor_id=visitor_id,
+            visited_at=visited_at,
+            period=protection_period,
+            horizon=late_visit_horizon,
+            rules=rules,
+            record=_record,
+        ):
+            outcome = domain.VisitOutcome.BOUND
         bound = outcome is domain.VisitOutcome.BOUND
         return (
             outcome,
@@ -321,6 +344,8 @@ def handlers_for(
             distributor_id=attribution.distributor_id if attribution else None,
             basis=attribution.basis if attribution else None,
             binding_id=result.binding_id,
+            event_id=event.id,
+            lines=late.lines_json(data) if attribution is None else None,
         )
         if attribution is None:
             return

@@ -121,6 +121,26 @@ class RbOrder(SQLModel, table=True):
     binding_id: str | None = Field(
         default=None, max_length=128, description="The buyer's binding it extended or created."
     )
+    event_id: str | None = Field(
+        default=None, max_length=128, description="The ce_id of its mall.order.paid."
+    )
+    lines: str | None = Field(
+        default=None,
+        sa_type=sa.Text,
+        description="Its lines (JSON) while unattributed: a late visit may attribute it.",
+    )
+
+
+class RbFollowUp(SQLModel, table=True):
+    """A completion or refund of an unattributed order, kept for a late visit that attributes
+    the order (`referral_binding.late`)."""
+
+    __tablename__ = "rb_follow_up"
+    event_id: str = Field(primary_key=True, max_length=128)
+    order_id: str = Field(index=True, max_length=128)
+    ce_type: str = Field(max_length=64)
+    occurred_at: datetime = _at()
+    data: str = Field(sa_type=sa.Text)
 
 
 TABLES: tuple[type[SQLModel], ...] = (
@@ -130,6 +150,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     RbBinding,
     RbExtension,
     RbOrder,
+    RbFollowUp,
 )
 
 
@@ -264,6 +285,9 @@ class Batch:
         self._changed_shares = _Changes(RbShare)
         self._changed_bindings = _Changes(RbBinding)
         self._changed_visits = _Changes(RbVisit)
+        self._changed_orders = _Changes(RbOrder)
+        self.new_orders: dict[str, dict[str, Any]] = {}
+        """Orders added by this unit of work, as rows (a late visit may attribute them)."""
         self.changed_customers: set[str] = set()
         """Customers whose bindings this unit of work changed (their cached answers go)."""
         uow.before_flush(self.write)
@@ -508,17 +532,22 @@ class Batch:
         distributor_id: str | None,
         basis: Basis | None,
         binding_id: str | None,
+        event_id: str | None = None,
+        lines: str | None = None,
     ) -> None:
-        self.uow.stage(
-            RbOrder,
-            order_id=order_id,
-            buyer_id=buyer_id,
-            paid_at=paid_at,
-            share_id=share_id,
-            distributor_id=distributor_id,
-            basis=basis.value if basis else None,
-            binding_id=binding_id,
-        )
+        row = {
+            "order_id": order_id,
+            "buyer_id": buyer_id,
+            "paid_at": paid_at,
+            "share_id": share_id,
+            "distributor_id": distributor_id,
+            "basis": basis.value if basis else None,
+            "binding_id": binding_id,
+            "event_id": event_id,
+            "lines": lines if distributor_id is None else None,
+        }
+        self._changed_orders.put(order_id, row, created=True)
+        self.new_orders[order_id] = row
         self.order_distributor[order_id] = distributor_id
         latest = self.latest_order_paid_at[buyer_id]
         self.latest_order_paid_at[buyer_id] = paid_at if latest is None else max(latest, paid_at)
@@ -529,6 +558,23 @@ class Batch:
         self._changed_shares.write(connection)
         self._changed_bindings.write(connection)
         self._changed_visits.write(connection)
+        self._changed_orders.write(connection)
+
+    def orders_since(self, buyer_id: str, since: datetime) -> list[dict[str, Any]]:
+        """The buyer's orders paid at or after `since` (store and this unit of work)."""
+        query = sa.select(_ORDERS).where(_ORDERS.c.buyer_id == buyer_id, _ORDERS.c.paid_at >= since)
+        rows = {row.order_id: row._asdict() for row in self.uow.session.connection().execute(query)}
+        for order_id, row in self.new_orders.items():
+            if row["buyer_id"] == buyer_id and row["paid_at"] >= since:
+                rows[order_id] = row
+        return sorted(rows.values(), key=lambda r: (r["paid_at"], r["order_id"]))
+
+    def attribute_order(self, row: dict[str, Any]) -> None:
+        """Record the attribution a late visit gave an order (`row`: the whole new row)."""
+        self._changed_orders.put(row["order_id"], row, created=False)
+        if row["order_id"] in self.new_orders:
+            self.new_orders[row["order_id"]] = row
+        self.order_distributor[row["order_id"]] = row["distributor_id"]
 
 
 class _Changes:

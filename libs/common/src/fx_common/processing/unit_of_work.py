@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,18 @@ class UnitOfWork:
 
     def caused_by(self, cause_id: str, traceparent: str | None) -> None:
         self.cause_id, self.traceparent, self._published_for_cause = cause_id, traceparent, 0
+
+    @contextmanager
+    def on_behalf_of(self, cause_id: str) -> Iterator[None]:
+        """Publish as if caused by `cause_id` (its own counter), then back to the current
+        cause: what an earlier event would have published, had it been processed later
+        (e.g. a late visit attributing an order: the ids a replay gives the order)."""
+        saved = self.cause_id, self._published_for_cause
+        self.cause_id, self._published_for_cause = cause_id, 0
+        try:
+            yield
+        finally:
+            self.cause_id, self._published_for_cause = saved
 
     def publish(
         self,
