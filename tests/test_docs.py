@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings
 from typer.core import TyperGroup
 
 from fx_common.contracts import topics as topic_names
-from fx_common.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES
+from fx_common.contracts.registry import EVENT_MODELS, IGNORED_TYPES, TOPIC_EVENT_TYPES
 from fx_common.http import create_app
 from fx_common.runtime import ServiceRuntime
 from fxctl.cli import app as fxctl_app
@@ -147,6 +147,15 @@ def test_every_event_type_and_field_is_documented() -> None:
         if stale:
             problems.append(f"{where}: rows for types the registry does not have: {stale}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_types_ignored_on_purpose_are_documented() -> None:
+    documented = backticked(CONTRACT.read_text(encoding="utf-8"))
+    missing = sorted(t for ts in IGNORED_TYPES.values() for t in ts if t not in documented)
+    assert not missing, (
+        f"docs/contract.md does not name the types ignored on purpose {missing}: list them "
+        "where the envelope section says which types are ignored"
+    )
 
 
 # ---------------------------------------------------------------- HTTP routes
