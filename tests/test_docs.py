@@ -376,14 +376,15 @@ REPO_PATH = re.compile(r"(?:deploy|libs|services|tools|tests|contracts|demo|benc
 def test_paths_named_in_the_docs_exist() -> None:
     """A file or directory of the repository named in backticks exists (patterns aside)."""
     missing = []
-    for page in sorted(DOCS.glob("*.md")):
+    readmes = [ROOT / "README.md", *sorted(ROOT.glob("deploy/*/README.md"))]
+    for page in [*readmes, *sorted(DOCS.glob("*.md"))]:
         for token in backticked(page.read_text(encoding="utf-8")):
             match = REPO_PATH.match(token)
             if match is None or re.search(r"[<>*{}…|$]", match[0]):
                 continue
             if not (ROOT / match[0].rstrip(".,;:")).exists():
                 missing.append(f"{page.relative_to(ROOT)}: `{token}`")
-    assert not missing, "paths named in docs/ that the repository lacks:\n" + "\n".join(missing)
+    assert not missing, "paths named in the docs that the repository lacks:\n" + "\n".join(missing)
 
 
 # ---------------------------------------------------------------- no documentation outside
