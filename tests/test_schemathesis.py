@@ -38,7 +38,10 @@ ROLES = ("distributor", "ops", "mall")
 WEBHOOK_SECRET = "schemathesis-wecom-secret"
 
 
-def schemathesis_run(url: str, token: str, store_url: str) -> subprocess.CompletedProcess[str]:
+def schemathesis_run(
+    url: str, token: str, store_url: str, workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    """`schemathesis run` in `workdir` (where it keeps its cache)."""
     cli = Path(sys.executable).parent / "schemathesis"
     command = [
         str(cli), "--config-file", str(HERE / "schemathesis.toml"), "run",
@@ -54,7 +57,7 @@ def schemathesis_run(url: str, token: str, store_url: str) -> subprocess.Complet
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900, check=False
     )
 
 
@@ -82,7 +85,7 @@ def test_schemathesis_finds_nothing(service: str, tmp_path: Path) -> None:
     with running(service, store_url, **extra) as url:
         for role in ROLES:
             token = issue_token(SECRET, f"{role}-1", role, ttl_s=3600)
-            result = schemathesis_run(url, token, store_url)
+            result = schemathesis_run(url, token, store_url, tmp_path)
             if result.returncode != 0:
                 failures.append(f"--- {service} as {role} ---\n{result.stdout[-12000:]}")
     assert not failures, "\n".join(failures)

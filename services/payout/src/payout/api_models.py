@@ -1,0 +1,165 @@
+"""The bodies of payout's HTTP API: requests, answers, and what OpenAPI says about them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fx_common.contracts.base import Reason, StrictId
+from fx_common.openapi import link_to
+from payout import store
+from payout.domain import Method, Status
+
+MAX_AMOUNT_FEN = 1_000_000_000_000  # ¥10 billion: anything above is a typo
+_ID = {"withdrawal_id": "$response.body#/withdrawal_id"}
+WITHDRAWAL = "/v1/withdrawals/{withdrawal_id}"
+WITHDRAWAL_LINKS = {
+    name.title().replace("_", ""): link_to(
+        name, f"/v1/withdrawals/{{withdrawal_id}}{tail}", verb, **_ID
+    )
+    for name, tail, verb in (
+        ("get_withdrawal", "", "GET"),
+        ("approve", "/approve", "POST"),
+        ("reject", "/reject", "POST"),
+        ("mark_paid", "/mark-paid", "POST"),
+        ("mark_failed", "/mark-failed", "POST"),
+    )
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "Makes the request safe to retry: the same key and body return the same "
+    "withdrawal; the same key with another body is 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+    "example": "order-7f3a-withdraw-1",
+}
+
+
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount_fen": 5000,
+                    "method": "wechat_wallet",
+                    "account": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                    "distributor_id": "distributor-1",
+                }
+            ]
+        },
+    )
+
+    amount_fen: int = Field(
+        strict=True,
+        gt=0,
+        le=MAX_AMOUNT_FEN,
+        description="Integer fen to take from the available balance, fee included (the "
+        "transfer is amount_fen - fee_fen).",
+    )
+    method: Method
+    account: str = Field(strict=True, min_length=1, max_length=254)
+    distributor_id: StrictId | None = Field(
+        default=None,
+        description="Whose balance: a distributor may omit it (itself); ops must give it.",
+    )
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class TransferFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class TransferDone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    transfer_ref: StrictId
+
+
+class BalancePublic(BaseModel):
+    """Sums over the distributor's ledger, integer fen."""
+
+    available_fen: int = Field(
+        description="Settled commission not yet withdrawn or held; negative after a clawback "
+        "of money already withdrawn (withdrawals are refused until it is positive again)."
+    )
+    on_hold_fen: int = Field(description="Held by withdrawals requested or approved, not paid.")
+    paid_out_fen: int = Field(description="Withdrawn and paid out, all time.")
+
+
+class WithdrawalPublic(BaseModel):
+    withdrawal_id: str
+    distributor_id: str
+    amount_fen: int = Field(description="Taken from the balance, fee included (fen).")
+    fee_fen: int = Field(description="The fee kept (fen, floored from withdrawal_fee_bps).")
+    net_fen: int = Field(description="What is transferred: amount_fen - fee_fen.")
+    method: Method
+    account: str
+    status: Status = Field(
+        description="requested (awaiting ops review), approved (transfer under way), paid, "
+        "rejected or failed (the hold went back to available)."
+    )
+    reason: str | None
+    transfer_ref: str | None
+    requested_at: datetime
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    paid_at: datetime | None
+    failed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: store.WithdrawalRow) -> WithdrawalPublic:
+        def at(moment: datetime | None) -> datetime | None:
+            return store.utc(moment) if moment is not None else None
+
+        return cls(
+            withdrawal_id=row.withdrawal_id,
+            distributor_id=row.distributor_id,
+            amount_fen=row.amount_fen,
+            fee_fen=row.fee_fen,
+            net_fen=row.amount_fen - row.fee_fen,
+            method=row.method,
+            account=row.account,
+            status=Status(row.status),
+            reason=row.reason,
+            transfer_ref=row.transfer_ref,
+            requested_at=store.utc(row.requested_at),
+            approved_at=at(row.approved_at),
+            rejected_at=at(row.rejected_at),
+            paid_at=at(row.paid_at),
+            failed_at=at(row.failed_at),
+        )
+
+
+class WithdrawalList(BaseModel):
+    withdrawals: list[WithdrawalPublic]
+
+
+class WithdrawalRules(BaseModel):
+    min_withdrawal_fen: int = Field(description="The smallest request accepted (fen).")
+    withdrawal_fee_bps: int = Field(
+        description="Fee in basis points, floored, taken from the amount."
+    )
+    auto_approve_limit_fen: int = Field(description="Up to this amount no ops review is needed.")
+    methods: list[Method]
+
+
+class WithdrawalPage(BaseModel):
+    """What the withdrawal page shows: balance, rules, requests in progress, recent history."""
+
+    distributor_id: str
+    balance: BalancePublic
+    can_withdraw: bool
+    blocked_reason: str | None = Field(
+        description="Why not, when it cannot: negative_balance (a clawback) or below_minimum."
+    )
+    max_withdrawal_fen: int = Field(description="The most one request may take now.")
+    rules: WithdrawalRules
+    pending: list[WithdrawalPublic] = Field(description="Requested or approved, oldest first.")
+    history: list[WithdrawalPublic] = Field(description="The latest withdrawals, newest first.")
