@@ -3,7 +3,6 @@ exporter (protobuf over HTTP, `POST /v1/traces`), and the test reads the spans i
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,18 +50,6 @@ def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
                     )
                 )
     return found
-
-
-def free_port(low: int, high: int) -> int:
-    """A free port in [low, high) (this project's tests keep to ranges nobody else uses)."""
-    for port in range(low, high):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 class Receiver:

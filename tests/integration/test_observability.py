@@ -29,7 +29,7 @@ from fx_common.contracts.topics import MALL_ORDERS, SERVICES, dlq_topic
 from fxctl.cli import app
 from tests.kafka_helpers import publish
 from tests.observability import RULES, alert_rules, dashboard_exprs, metric_names
-from tests.otlp_receiver import free_port
+from tests.ports import free_port, free_ports
 from tests.prometheus_server import Prometheus
 
 pytestmark = pytest.mark.integration
@@ -64,9 +64,11 @@ async def test_every_panel_and_rule_evaluates_and_two_alerts_fire(
     rules = tmp_path / "alerts.yml"
     rules.write_text(re.sub(r"(?m)^(\s+)for: .*$", r"\1for: 1s", RULES.read_text()))
     cluster = Cluster(
-        bootstrap, tmp_path, namespace=f"obs-{unique}.", port_offset=30_100,
+        bootstrap, tmp_path, namespace=f"obs-{unique}.",
         extra_env={"FX_CLOCK": "simulated", "FX_RECONCILE_INTERVAL_S": "2"},
     )  # fmt: skip
+    # Ports of our own range, checked free now (the default ephemeral ones may collide).
+    cluster.ports = dict(zip(cluster.ports, free_ports(4, 38500, 38900), strict=True))
     targets = {s: f"127.0.0.1:{p}" for s, p in cluster.ports.items()}
     with Prometheus(tmp_path, free_port(39090, 39190), targets, rules) as prometheus:
         cluster.start_all()

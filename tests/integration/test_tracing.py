@@ -15,7 +15,8 @@ import pytest
 
 from demo.cluster import Cluster
 from demo.scenario import Scenario
-from tests.otlp_receiver import Receiver, Span, free_port
+from tests.otlp_receiver import Receiver, Span
+from tests.ports import free_port, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +33,12 @@ async def test_a_paid_orders_trace_reaches_all_four_services(
 ) -> None:
     with Receiver(free_port(38900, 38999)) as receiver:
         cluster = Cluster(
-            bootstrap, tmp_path, namespace=f"trace-{unique}.", port_offset=30_000,
+            bootstrap, tmp_path, namespace=f"trace-{unique}.",
             extra_env={"FX_CLOCK": "simulated", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
                        "OTEL_BSP_SCHEDULE_DELAY": "200"},
         )  # fmt: skip
+        # Ports of our own range, checked free now (the default ephemeral ones may collide).
+        cluster.ports = dict(zip(cluster.ports, free_ports(4, 38100, 38500), strict=True))
         cluster.start_all()
         try:
             scenario = Scenario(cluster, say=lambda _: None)
