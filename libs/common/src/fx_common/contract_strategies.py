@@ -100,7 +100,7 @@ def value_of(node: Schema, root: Schema) -> st.SearchStrategy[Any]:
         return st.lists(value_of(node["items"], root), min_size=low, max_size=max(low, _MAX_ITEMS))
     if kind == "object":
         return _objects(node, root)
-    raise NotImplementedError(f"no strategy for {node}")
+    raise TypeError(f"no strategy for schema node {node}")
 
 
 def _objects(node: Schema, root: Schema) -> st.SearchStrategy[dict[str, Any]]:

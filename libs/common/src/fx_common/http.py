@@ -99,14 +99,18 @@ def clock_reading(runtime: ServiceRuntime) -> ClockReading:
     )
 
 
+def _default_runtime(spec: ServiceSpec) -> ServiceRuntime:
+    settings = spec.settings_cls(
+        service=spec.name,
+        http_port=int(os.environ.get("FX_HTTP_PORT", DEFAULT_PORTS.get(spec.name, 8100))),
+    )
+    return ServiceRuntime(spec, settings)
+
+
 def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> FastAPI:
     """The service's app. Refuses (ConfigError) token settings unfit for `FX_ENV`."""
     if runtime is None:
-        settings = spec.settings_cls(
-            service=spec.name,
-            http_port=int(os.environ.get("FX_HTTP_PORT", DEFAULT_PORTS.get(spec.name, 8100))),
-        )
-        runtime = ServiceRuntime(spec, settings)
+        runtime = _default_runtime(spec)
     verifier = TokenVerifier(runtime.settings)
     bound = runtime
 
