@@ -183,17 +183,10 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     peak_rss_mb: float
-    # CPU seconds the service spent on the backlog (its process, less what a start costs):
-    # steadier than events/s when the machine is shared.
-    cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
-
-    @property
-    def per_cpu_s(self) -> float | None:
-        return self.events / self.cpu_s if self.cpu_s else None
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -338,7 +331,6 @@ async def run_service(
     }
     proc = spawn(name, env)
     await asyncio.to_thread(wait_ready, port, proc)
-    startup_cpu = cpu_seconds(proc.pid)
     if workload.http_setup:
         await asyncio.to_thread(workload.http_setup, port)
     setup = workload.setup()
@@ -355,7 +347,6 @@ async def run_service(
             await asyncio.to_thread(wait_ready, port, proc)
             await wait_inbox(url, len(setup) + n)
             await wait_outbox_drained(url)
-            cpu = cpu_seconds(proc.pid) - startup_cpu
             seconds = drain_seconds(url, {e.id for e in backlog})
             events = [workload.measured(n + i) for i in range(paced)]
             sent = await publish_paced(bootstrap, ns, events, rate)
@@ -363,14 +354,9 @@ async def run_service(
             await wait_outbox_drained(url)
         done = completion_times(url, set(sent))
         latencies = [(done[i] - sent[i]) * 1000 for i in sent if i in done]
-        return Result(name, n, seconds, latencies, rss.peak / 2**20, cpu)
+        return Result(name, n, seconds, latencies, rss.peak / 2**20)
     finally:
         await asyncio.to_thread(stop, proc)
-
-
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -465,8 +451,6 @@ def as_json(r: Result) -> dict[str, Any]:
         "p50_ms": r.percentile(50) if r.latencies_ms else None,
         "p99_ms": r.percentile(99) if r.latencies_ms else None,
         "peak_rss_mb": r.peak_rss_mb,
-        "cpu_s": r.cpu_s,
-        "events_per_cpu_s": r.per_cpu_s,
     }
 
 
@@ -487,7 +471,7 @@ def save(path: Path, args: argparse.Namespace, limit: Result, results: list[Resu
 def compare(path: Path, limit: Result, results: list[Result]) -> None:
     before = json.loads(path.read_text())
     print(f"\ncompared with {path} ({before['at']}, {before['events']} events per path)")
-    print(f"{'path':32} {'before/s':>9} {'now/s':>9} {'ratio':>7} {'per CPU-s ratio':>16}")
+    print(f"{'path':32} {'before/s':>9} {'now/s':>9} {'ratio':>7}")
     rows = [("passthrough", limit, before.get("passthrough"))]
     rows += [(r.name, r, before["services"].get(r.name)) for r in results]
     for name, result, old in rows:
@@ -495,12 +479,7 @@ def compare(path: Path, limit: Result, results: list[Result]) -> None:
             print(f"{name:32} {'-':>9} {result.rate:>9.0f} {'-':>7}")
             continue
         ratio = result.rate / old["events_per_s"]
-        per_cpu = "-"
-        if result.per_cpu_s and old.get("events_per_cpu_s"):
-            per_cpu = f"{result.per_cpu_s / old['events_per_cpu_s']:.0%}"
-        print(
-            f"{name:32} {old['events_per_s']:>9.0f} {result.rate:>9.0f} {ratio:>7.0%} {per_cpu:>16}"
-        )
+        print(f"{name:32} {old['events_per_s']:>9.0f} {result.rate:>9.0f} {ratio:>7.0%}")
 
 
 def default_save_path() -> Path:

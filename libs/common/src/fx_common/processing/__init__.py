@@ -17,6 +17,7 @@ from fx_common.processing.batch import (
     Prepare,
     TickHandler,
 )
+from fx_common.processing.consumer import Consumer
 from fx_common.processing.relay import OutboxRelay
 from fx_common.processing.unit_of_work import Rejected, UnitOfWork
 
@@ -24,6 +25,7 @@ __all__ = [
     "CLOCK_SET",
     "BatchOutcome",
     "BatchProcessor",
+    "Consumer",
     "Handler",
     "OutboxRelay",
     "Prepare",
