@@ -64,20 +64,7 @@ def _message_id(ce_type: str) -> str:
     return ce_type.replace(".", "_")
 
 
-def document(
-    title: str,
-    consumes: Iterable[str],
-    publishes: Iterable[str],
-    *,
-    group: str | None = None,
-    description: str = "",
-) -> dict[str, Any]:
-    """An AsyncAPI 3.0 document: `consumes` are event types received, `publishes` topics sent."""
-    received = sorted(set(consumes))
-    sent_topics = sorted(set(publishes))
-    sent = [t for topic in sent_topics for t in TOPIC_EVENT_TYPES.get(topic, ())]
-    types = sorted(set(received) | set(sent))
-    topics = sorted({EVENT_TOPIC[t] for t in types} | set(sent_topics))
+def _channels(topics: list[str], types: list[str]) -> dict[str, Any]:
     channels: dict[str, Any] = {}
     for topic in topics:
         refs = {
@@ -92,6 +79,19 @@ def document(
             "messages": refs,
             "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},
         }
+    return channels
+
+
+def _group_binding(group: str | None) -> dict[str, Any]:
+    if not group:
+        return {}
+    kafka = {"groupId": {"type": "string", "const": group}, "bindingVersion": KAFKA_BINDING_VERSION}
+    return {"bindings": {"kafka": kafka}}
+
+
+def _operations(
+    topics: list[str], received: list[str], sent_topics: list[str], group: str | None
+) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for topic in topics:
         channel = {"$ref": f"#/channels/{_channel_id(topic)}"}
@@ -104,42 +104,32 @@ def document(
                     {"$ref": f"#/channels/{_channel_id(topic)}/messages/{_message_id(t)}"}
                     for t in received_here
                 ],
-                **(
-                    {
-                        "bindings": {
-                            "kafka": {
-                                "groupId": {"type": "string", "const": group},
-                                "bindingVersion": KAFKA_BINDING_VERSION,
-                            }
-                        }
-                    }
-                    if group
-                    else {}
-                ),
+                **_group_binding(group),
             }
         if topic in sent_topics:
             operations[f"send_{_channel_id(topic)}"] = {"action": "send", "channel": channel}
-    messages: dict[str, Any] = {
-        _message_id(t): {
-            "name": t,
-            "title": t,
-            "contentType": "application/json",
-            "headers": CLOUDEVENTS_HEADERS,
-            "payload": schema_for(t),
-            "bindings": {
-                "kafka": {
-                    "key": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 128,
-                        "description": f"The Kafka key: {key_text(t)} (it defines ordering).",
-                    },
-                    "bindingVersion": KAFKA_BINDING_VERSION,
-                }
-            },
-        }
-        for t in types
+    return operations
+
+
+def _message(ce_type: str) -> dict[str, Any]:
+    key = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "description": f"The Kafka key: {key_text(ce_type)} (it defines ordering).",
     }
+    return {
+        "name": ce_type,
+        "title": ce_type,
+        "contentType": "application/json",
+        "headers": CLOUDEVENTS_HEADERS,
+        "payload": schema_for(ce_type),
+        "bindings": {"kafka": {"key": key, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+
+
+def _messages(topics: list[str], types: list[str]) -> dict[str, Any]:
+    messages: dict[str, Any] = {_message_id(t): _message(t) for t in types}
     if any(t.startswith("fx.dlq.") for t in topics):
         dlq_headers: dict[str, Any] = {
             "type": "object",
@@ -151,14 +141,31 @@ def document(
             "summary": "The original record as consumed, with the error in headers.",
             "headers": dlq_headers,
         }
+    return messages
+
+
+def document(
+    title: str,
+    consumes: Iterable[str],
+    publishes: Iterable[str],
+    *,
+    group: str | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """An AsyncAPI 3.0 document: `consumes` are event types received, `publishes` topics sent."""
+    received = sorted(set(consumes))
+    sent_topics = sorted(set(publishes))
+    sent = [t for topic in sent_topics for t in TOPIC_EVENT_TYPES.get(topic, ())]
+    types = sorted(set(received) | set(sent))
+    topics = sorted({EVENT_TOPIC[t] for t in types} | set(sent_topics))
     return {
         "asyncapi": "3.0.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
         "defaultContentType": "application/json",
         "servers": SERVERS,
-        "channels": channels,
-        "operations": operations,
-        "components": {"messages": messages},
+        "channels": _channels(topics, types),
+        "operations": _operations(topics, received, sent_topics, group),
+        "components": {"messages": _messages(topics, types)},
     }
 
 
