@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -55,6 +56,19 @@ class OutboxRelay:
         self.producer = AIOKafkaProducer(**self._client_options)
         await _retrying(self.producer.start, "producer start", self._stopping)
 
+    async def _replace_producer(self) -> None:
+        """A new idempotent producer after a failed send. aiokafka's sender task dies for good on
+        OutOfOrderSequenceNumber or ProducerFenced (e.g. after a broker lost its producer state
+        in a restart): the old producer would fail every later send. The rows it did not mark are
+        sent again by the new one; consumers' inboxes drop the copies that had arrived."""
+        old, self.producer = self.producer, None
+        if old is not None:
+            try:
+                await old.stop()
+            except Exception:
+                log.warning("stopping the failed producer raised", exc_info=True)
+        await self.start()
+
     def wake(self) -> None:
         """Publish soon; safe to call from worker threads (HTTP commands, batches)."""
         if self._loop is not None:
@@ -66,10 +80,12 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending() if await self._is_leader() else 0
                 attempt = 0
-            except Exception:
+            except Exception as error:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(_backoff(attempt))
                 attempt += 1
+                if isinstance(error, KafkaError):
+                    await self._replace_producer()
                 continue
             if published:
                 continue
