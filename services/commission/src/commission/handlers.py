@@ -30,7 +30,7 @@ QUALIFICATION_STATUS: dict[str, domain.QualificationStatus] = {
 
 
 def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """Load, in a few queries, what the batch's handlers will look up (`store.Batch`)."""
+    """Load, in a few queries, what the batch's handlers will look up (`store.Repository`)."""
     orders: set[str] = set()
     distributors: set[str] = set()
     reassessed: set[str] = set()
@@ -48,7 +48,7 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
             distributors.add(user_id)
             if QUALIFICATION_STATUS[event.type] in domain.DECISIVE:
                 reassessed.add(user_id)
-    store.batch_of(uow).load(
+    store.repository_of(uow).load(
         orders=orders, distributors=distributors, reassessed=reassessed, paid_at=paid_at
     )
 
@@ -59,7 +59,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
     def on_attributed(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.OrderAttributed)
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         if data.order_id in batch.attributed:
             return  # attributed once: the first attribution stands
         batch.add_order(
@@ -95,7 +95,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
     def on_completed(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderCompleted)
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         if data.order_id in batch.completed_at:
             return  # an order completes once
         batch.add_completion(data.order_id, data.distributor_id, event.time, event.id)
@@ -104,7 +104,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
     def on_refunded(uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderRefunded)
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         if batch.refund_known(data.order_id, data.refund_id):
             return  # the same refund told twice
         amounts = {line.line_id: line.refund_amount_fen for line in data.lines}
@@ -122,7 +122,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
     def on_qualification(uow: UnitOfWork, event: Event) -> None:
         user_id: str = event.data.user_id  # type: ignore[attr-defined]
         status = QUALIFICATION_STATUS[event.type]
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         batch.add_status_change(user_id, status, event.time, event.id)
         if status not in domain.DECISIVE:
             return
@@ -141,7 +141,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
     """Settle frozen commission whose after-sales hold has ended by `now`."""
-    for commission in store.batch_of(uow).due_for_settlement(now):
+    for commission in store.repository_of(uow).due_for_settlement(now):
         _record(uow, commission, commission.settle(now))
 
 
@@ -150,12 +150,12 @@ def _update_order(
     order_id: str,
     apply: Callable[[domain.Commission], list[domain.Change]],
 ) -> None:
-    for commission in store.batch_of(uow).commissions_of_order(order_id):
+    for commission in store.repository_of(uow).commissions_of_order(order_id):
         _record(uow, commission, apply(commission))
 
 
 def _record(uow: UnitOfWork, commission: domain.Commission, changes: list[domain.Change]) -> None:
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     batch.save(commission)  # also facts that change no amount (refunded_fen)
     for change in changes:
         published = _event_for(commission, change)

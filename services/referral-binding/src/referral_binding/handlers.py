@@ -57,7 +57,7 @@ def binding_id_for(cause_event_id: str) -> str:
 
 
 def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """Load, in a few queries, everything the batch's handlers will look up (`store.Batch`)."""
+    """Load, in a few queries, everything the batch's handlers will look up (`store.Repository`)."""
     shares: set[str] = set()
     customers: set[str] = set()
     distributors: set[str] = set()
@@ -85,7 +85,7 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
             if _ELIGIBLE_FROM[event.type]:
                 known = reopen.get(data.user_id)
                 reopen[data.user_id] = event.time if known is None else min(known, event.time)
-    store.batch_of(uow).load(
+    store.repository_of(uow).load(
         shares=shares,
         customers=customers,
         distributors=distributors,
@@ -96,7 +96,7 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
 
 
 def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     for event in events:
         binding = event.binding
         batch.save_binding(binding, created=isinstance(event, domain.BindingCreated))
@@ -136,7 +136,7 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
 
 def on_share_created(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_shares.ShareCreated)
-    store.batch_of(uow).record_share(
+    store.repository_of(uow).record_share(
         data.share_id,
         data.sharer_id,
         event.time,
@@ -148,7 +148,7 @@ def on_share_created(uow: UnitOfWork, event: Event) -> None:
 
 def on_order_completed(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderCompleted)
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
         if batch.is_paid(data.order_id):
@@ -162,7 +162,7 @@ def on_order_completed(uow: UnitOfWork, event: Event) -> None:
 
 def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
     data = _data(event, mall_orders.OrderRefunded)
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
         if batch.is_paid(data.order_id):
@@ -179,7 +179,7 @@ def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
     """Release every binding whose protection ended by `now`, at the moment it ended."""
-    _record(uow, domain.expire_all(store.batch_of(uow).open_bindings_ended_by(now), now))
+    _record(uow, domain.expire_all(store.repository_of(uow).open_bindings_ended_by(now), now))
 
 
 def invalidating(cache: BindingCache) -> tuple[Prepare, TickHandler]:
@@ -203,7 +203,7 @@ def _invalidate_after_commit(uow: UnitOfWork, cache: BindingCache) -> None:
     # without a rejected event) commits nothing, so it invalidates nothing.
     if "rb.invalidation" in uow.cache:
         return
-    batch = uow.cache["rb.invalidation"] = store.batch_of(uow)
+    batch = uow.cache["rb.invalidation"] = store.repository_of(uow)
     orm_event.listen(
         uow.session, "after_commit", lambda _: cache.invalidate(batch.changed_customers), once=True
     )
@@ -228,7 +228,7 @@ def handlers_for(
     ) -> tuple[domain.VisitOutcome, str | None, str | None]:
         """Apply the visit rules at `visited_at`, recording what they did: (outcome, binding
         id, distributor whose protection covered the visit)."""
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         result = domain.visit(
             binding_id=binding_id_for(event_id),
             share_id=share_id,
@@ -264,7 +264,7 @@ def handlers_for(
 
     def on_share_visited(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_shares.ShareVisited)
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         # The visit names its sharer, so a share we have not seen created is no error.
         batch.record_share(data.share_id, data.sharer_id, event.time, created=False)
         outcome, binding_id, protected_by = decide_visit(
@@ -293,7 +293,7 @@ def handlers_for(
         data = event.data
         if not isinstance(data, _ELIGIBILITY_MODELS):
             raise TypeError(f"{event.type} decoded to {type(data).__name__}")
-        user_id, batch = data.user_id, store.batch_of(uow)
+        user_id, batch = data.user_id, store.repository_of(uow)
         eligible = _ELIGIBLE_FROM[event.type]
         batch.add_eligibility(event.id, user_id, event.time, eligible, event.type)
         open_bindings = batch.open_bindings_of_distributor(user_id)
@@ -318,7 +318,7 @@ def handlers_for(
 
     def on_order_paid(uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_orders.OrderPaid)
-        batch = store.batch_of(uow)
+        batch = store.repository_of(uow)
         if batch.is_paid(data.order_id):
             return
         sharer_id = batch.sharer_of(data.share_id) if data.share_id else None

@@ -62,7 +62,7 @@ def try_bind_late(
     record: Record,
 ) -> bool:
     """Apply the late-visit rule to a visit decided `late`; True when it bound."""
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     rows = batch.orders_since(visitor_id, visited_at)
     later = [PaidOrder(r["order_id"], r["paid_at"], r["distributor_id"] is not None) for r in rows]
     customer = batch.customer(visitor_id)
@@ -94,7 +94,7 @@ def try_bind_late(
 def _attribute(
     uow: UnitOfWork, row: dict[str, Any], attribution: domain.Attribution, binding_id: str | None
 ) -> None:
-    batch = store.batch_of(uow)
+    batch = store.repository_of(uow)
     lines = [OrderLine.model_validate(line) for line in json.loads(row["lines"] or "[]")]
     batch.attribute_order(
         {

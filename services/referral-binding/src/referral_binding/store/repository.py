@@ -1,9 +1,4 @@
-"""Tables of referral-binding (prefix `rb_`) and the queries it needs.
-
-Nothing is ever deleted: shares, visits, eligibility changes, bindings (intervals),
-extensions and orders are kept so "who owned customer X at time T, and why" stays
-answerable. No function here commits: the unit of work owns the transaction.
-"""
+"""The consume path's view of the store: what a batch reads and writes, in a few statements."""
 
 from __future__ import annotations
 
@@ -12,12 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Index, and_, func, or_
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import func
 
-from fx_common.contracts.qualification import DISTRIBUTOR_QUALIFIED
-from fx_common.db import UtcDateTime
 from fx_common.processing import UnitOfWork
+from fx_common.repository import ChangedRows, rows_in, table_of
 from referral_binding.domain import (
     REOPENABLE,
     Basis,
@@ -25,242 +18,37 @@ from referral_binding.domain import (
     CustomerBindings,
     Eligibility,
     EligibilityChange,
-    ReleaseReason,
     VisitOutcome,
 )
-
-
-def _at(**kwargs: Any) -> Any:
-    return Field(sa_type=UtcDateTime, **kwargs)
-
-
-class RbShare(SQLModel, table=True):
-    """share → sharer, from `mall.share.created` or (until that arrives) from a visit."""
-
-    __tablename__ = "rb_share"
-    share_id: str = Field(primary_key=True, max_length=128)
-    sharer_id: str = Field(index=True, max_length=128)
-    product_sku: str | None = Field(default=None, max_length=128)
-    channel: str | None = Field(default=None, max_length=128)
-    created_at: datetime | None = _at(default=None)
-    first_seen_at: datetime = _at()
-
-
-class RbVisit(SQLModel, table=True):
-    """Every visit and what it did (`contested` ones are the disputes record of §2.2)."""
-
-    __tablename__ = "rb_visit"
-    __table_args__ = (Index("ix_rb_visit_sharer_outcome", "sharer_id", "outcome"),)
-    event_id: str = Field(primary_key=True, max_length=128)
-    share_id: str = Field(max_length=128)
-    sharer_id: str = Field(max_length=128)
-    visitor_id: str = Field(index=True, max_length=128)
-    visited_at: datetime = _at()
-    outcome: str = Field(max_length=32)
-    binding_id: str | None = Field(default=None, max_length=128)
-    protected_by: str | None = Field(
-        default=None, max_length=128, description="Distributor whose protection covered the visit."
-    )
-
-
-class RbEligibility(SQLModel, table=True):
-    """One change of a user's eligibility, from `fx.qualification.v1`, at its event time."""
-
-    __tablename__ = "rb_eligibility"
-    event_id: str = Field(primary_key=True, max_length=128)
-    user_id: str = Field(index=True, max_length=128)
-    since: datetime = _at()
-    eligible: bool
-    cause: str = Field(max_length=128, description="The qualification event type.")
-
-
-class RbBinding(SQLModel, table=True):
-    """A binding interval; released, never deleted."""
-
-    __tablename__ = "rb_binding"
-    __table_args__ = (
-        Index("ix_rb_binding_customer", "customer_id", "bound_at"),
-        Index("ix_rb_binding_distributor", "distributor_id", "released_at"),
-        Index("ix_rb_binding_open", "released_at", "protected_until"),
-    )
-    binding_id: str = Field(primary_key=True, max_length=128)
-    customer_id: str = Field(max_length=128)
-    distributor_id: str = Field(max_length=128)
-    share_id: str = Field(max_length=128)
-    order_id: str | None = Field(default=None, max_length=128)
-    bound_at: datetime = _at()
-    protected_until: datetime = _at()
-    released_at: datetime | None = _at(default=None)
-    release_reason: str | None = Field(default=None, max_length=32)
-
-    def to_domain(self) -> Binding:
-        return _binding(self.model_dump())
-
-
-class RbExtension(SQLModel, table=True):
-    """A paid order that extended a binding (the history behind `protected_until`)."""
-
-    __tablename__ = "rb_extension"
-    order_id: str = Field(primary_key=True, max_length=128)
-    binding_id: str = Field(index=True, max_length=128)
-    extended_at: datetime = _at()
-    protected_until: datetime = _at()
-
-
-class RbOrder(SQLModel, table=True):
-    """Every paid order and its attribution (`distributor_id` is null when unattributed)."""
-
-    __tablename__ = "rb_order"
-    __table_args__ = (Index("ix_rb_order_buyer", "buyer_id", "paid_at"),)
-    order_id: str = Field(primary_key=True, max_length=128)
-    buyer_id: str = Field(max_length=128)
-    paid_at: datetime = _at()
-    share_id: str | None = Field(default=None, max_length=128)
-    distributor_id: str | None = Field(default=None, index=True, max_length=128)
-    basis: str | None = Field(default=None, max_length=32)
-    binding_id: str | None = Field(
-        default=None, max_length=128, description="The buyer's binding it extended or created."
-    )
-    event_id: str | None = Field(
-        default=None, max_length=128, description="The ce_id of its mall.order.paid."
-    )
-    lines: str | None = Field(
-        default=None,
-        sa_type=sa.Text,
-        description="Its lines (JSON) while unattributed: a late visit may attribute it.",
-    )
-
-
-class RbFollowUp(SQLModel, table=True):
-    """A completion or refund of an unattributed order, kept for a late visit that attributes
-    the order (`referral_binding.late`)."""
-
-    __tablename__ = "rb_follow_up"
-    event_id: str = Field(primary_key=True, max_length=128)
-    order_id: str = Field(index=True, max_length=128)
-    ce_type: str = Field(max_length=64)
-    occurred_at: datetime = _at()
-    data: str = Field(sa_type=sa.Text)
-
-
-TABLES: tuple[type[SQLModel], ...] = (
-    RbShare,
-    RbVisit,
-    RbEligibility,
+from referral_binding.store.queries import change_of
+from referral_binding.store.tables import (
     RbBinding,
+    RbEligibility,
     RbExtension,
     RbOrder,
-    RbFollowUp,
+    RbShare,
+    RbVisit,
+    binding_of,
 )
 
-
-# --- reads of the HTTP API -----------------------------------------------------------------
-
-
-def eligibility(session: Session, user_id: str) -> Eligibility:
-    rows = session.exec(select(RbEligibility).where(RbEligibility.user_id == user_id))
-    return Eligibility(_change(r.since, r.eligible, r.cause) for r in rows)
-
-
-def _change(since: datetime, eligible: bool, cause: str) -> EligibilityChange:
-    return EligibilityChange(since, eligible, qualified=cause == DISTRIBUTOR_QUALIFIED)
-
-
-def protected_binding(session: Session, customer_id: str, at: datetime) -> RbBinding | None:
-    query = select(RbBinding).where(RbBinding.customer_id == customer_id, _protected_at(at))
-    return session.exec(query).first()
-
-
-def next_binding_start(session: Session, customer_id: str, after: datetime) -> datetime | None:
-    """When the customer's first binding starting after `after` begins (event times may run
-    ahead of a simulated clock)."""
-    query = select(func.min(RbBinding.bound_at)).where(
-        RbBinding.customer_id == customer_id, col(RbBinding.bound_at) > after
-    )
-    start: datetime | None = session.exec(query).one()
-    return start
-
-
-def customer_history(session: Session, customer_id: str) -> list[RbBinding]:
-    query = (
-        select(RbBinding)
-        .where(RbBinding.customer_id == customer_id)
-        .order_by(col(RbBinding.bound_at), col(RbBinding.binding_id))
-    )
-    return list(session.exec(query))
-
-
-def _protected_at(at: datetime) -> ColumnElement[bool]:
-    """SQL for `Binding.protected_at`: bound_at <= at < min(protected_until, released_at)."""
-    return and_(
-        col(RbBinding.bound_at) <= at,
-        col(RbBinding.protected_until) > at,
-        or_(col(RbBinding.released_at).is_(None), col(RbBinding.released_at) > at),
-    )
-
-
-def protected_customers(
-    session: Session, distributor_id: str, at: datetime, limit: int, offset: int
-) -> tuple[int, list[RbBinding]]:
-    where = and_(col(RbBinding.distributor_id) == distributor_id, _protected_at(at))
-    total = session.exec(select(func.count()).select_from(RbBinding).where(where)).one()
-    query = (
-        select(RbBinding)
-        .where(where)
-        .order_by(col(RbBinding.protected_until), col(RbBinding.customer_id))
-        .limit(limit)
-        .offset(offset)
-    )
-    return int(total), list(session.exec(query))
-
-
-def visit_stats(session: Session, sharer_id: str) -> tuple[int, int, int]:
-    """(visits, unique visitors, contested visits) of the sharer's shares, self-visits aside."""
-    others = (RbVisit.sharer_id == sharer_id) & (RbVisit.outcome != VisitOutcome.SELF_VISIT.value)
-    visits, visitors = session.exec(
-        select(func.count(), func.count(func.distinct(RbVisit.visitor_id))).where(others)
-    ).one()
-    contested = session.exec(
-        select(func.count()).where(
-            RbVisit.sharer_id == sharer_id, RbVisit.outcome == VisitOutcome.CONTESTED.value
-        )
-    ).one()
-    return int(visits), int(visitors), int(contested)
-
-
-def bound_customer_count(session: Session, distributor_id: str, at: datetime) -> int:
-    query = select(func.count(func.distinct(RbBinding.customer_id))).where(
-        RbBinding.distributor_id == distributor_id, _protected_at(at)
-    )
-    return int(session.exec(query).one())
-
-
-# --- the consume path: what a batch reads and writes, in a few statements ------------------
-
-
-def _table(model: type[SQLModel]) -> sa.Table:
-    table: sa.Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-_SHARES = _table(RbShare)
-_BINDINGS = _table(RbBinding)
-_ORDERS = _table(RbOrder)
-_ELIGIBILITY = _table(RbEligibility)
-_VISITS = _table(RbVisit)
+_SHARES = table_of(RbShare)
+_BINDINGS = table_of(RbBinding)
+_ORDERS = table_of(RbOrder)
+_ELIGIBILITY = table_of(RbEligibility)
+_VISITS = table_of(RbVisit)
 _BATCH = "referral-binding"
 _Columns = tuple[Any, ...]
 
 
-def batch_of(uow: UnitOfWork) -> Batch:
-    """The unit of work's `Batch` (empty until `Batch.load`: the sweeper's tick loads nothing)."""
+def repository_of(uow: UnitOfWork) -> Repository:
+    """The unit of work's `Repository` (empty until `load`: a tick loads nothing)."""
     if _BATCH not in uow.cache:
-        uow.cache[_BATCH] = Batch(uow)
-    batch: Batch = uow.cache[_BATCH]
+        uow.cache[_BATCH] = Repository(uow)
+    batch: Repository = uow.cache[_BATCH]
     return batch
 
 
-class Batch:
+class Repository:
     """One unit of work's view of the store on the consume path.
 
     `load` reads, in a few set-based queries, every row the batch's handlers will look up;
@@ -282,10 +70,10 @@ class Batch:
         self.visits: dict[str, dict[str, Any]] = {}
         """Reopenable visits (`REOPENABLE` outcomes) of the sharers loaded to reopen."""
         self.reopenable_of: dict[str, set[str]] = {}
-        self._changed_shares = _Changes(RbShare)
-        self._changed_bindings = _Changes(RbBinding)
-        self._changed_visits = _Changes(RbVisit)
-        self._changed_orders = _Changes(RbOrder)
+        self._changed_shares = ChangedRows(RbShare)
+        self._changed_bindings = ChangedRows(RbBinding)
+        self._changed_visits = ChangedRows(RbVisit)
+        self._changed_orders = ChangedRows(RbOrder)
         self.new_orders: dict[str, dict[str, Any]] = {}
         """Orders added by this unit of work, as rows (a late visit may attribute them)."""
         self.changed_customers: set[str] = set()
@@ -324,10 +112,10 @@ class Batch:
             self.shares[row.share_id] = row._asdict()
         bindings = sa.select(_BINDINGS)
         for row in self._each(bindings, _BINDINGS.c.customer_id, customers):
-            self._remember(_binding(row._asdict()))
+            self._remember(binding_of(row._asdict()))
         open_bindings = bindings.where(_BINDINGS.c.released_at.is_(None))
         for row in self._each(open_bindings, _BINDINGS.c.distributor_id, distributors):
-            self._remember(_binding(row._asdict()))
+            self._remember(binding_of(row._asdict()))
         latest = sa.select(_ORDERS.c.buyer_id, func.max(_ORDERS.c.paid_at))
         for buyer_id, paid_at in self._each(
             latest.group_by(_ORDERS.c.buyer_id), _ORDERS.c.buyer_id, customers
@@ -347,17 +135,14 @@ class Batch:
             _ELIGIBILITY.c.cause,
         )
         for user_id, since, eligible, cause in self._each(history, _ELIGIBILITY.c.user_id, users):
-            changes[user_id].append(_change(since, eligible, cause))
+            changes[user_id].append(change_of(since, eligible, cause))
         self.eligibility.update({user: Eligibility(c) for user, c in changes.items()})
 
     def _each(
         self, query: sa.Select[*_Columns], key: sa.ColumnElement[str], keys: set[str]
     ) -> Iterator[sa.Row[*_Columns]]:
-        """The rows of `query` whose `key` is one of `keys` (`IN` lists of at most 500)."""
-        execute = self.uow.session.connection().execute
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), 500):
-            yield from execute(query.where(key.in_(ordered[start : start + 500])))
+        """The rows of `query` whose `key` is one of `keys` (`fx_common.repository.rows_in`)."""
+        return rows_in(self.uow.session.connection(), query, key, keys)
 
     # --- shares
 
@@ -404,7 +189,7 @@ class Batch:
             cause=cause,
         )
         known = self.eligibility[user_id].changes
-        self.eligibility[user_id] = Eligibility([*known, _change(since, eligible, cause)])
+        self.eligibility[user_id] = Eligibility([*known, change_of(since, eligible, cause)])
 
     # --- bindings
 
@@ -425,7 +210,7 @@ class Batch:
             .order_by(_BINDINGS.c.protected_until, _BINDINGS.c.binding_id)
         )
         rows = self.uow.session.connection().execute(query)
-        return [_binding(row._asdict()) for row in rows]
+        return [binding_of(row._asdict()) for row in rows]
 
     def save_binding(self, binding: Binding, *, created: bool) -> None:
         self._remember(binding)
@@ -577,30 +362,6 @@ class Batch:
         self.order_distributor[row["order_id"]] = row["distributor_id"]
 
 
-class _Changes:
-    """Rows of one table created or changed by a batch: one executemany per kind."""
-
-    def __init__(self, model: type[SQLModel]) -> None:
-        self.table = _table(model)
-        [self.key] = self.table.primary_key.columns
-        self.created: dict[str, dict[str, Any]] = {}
-        self.changed: dict[str, dict[str, Any]] = {}
-
-    def put(self, key: str, row: dict[str, Any], *, created: bool) -> None:
-        if created or key in self.created:
-            self.created[key] = row
-        else:
-            self.changed[key] = row
-
-    def write(self, connection: sa.Connection) -> None:
-        if self.created:
-            connection.execute(sa.insert(self.table), list(self.created.values()))
-        if self.changed:
-            by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
-            connection.execute(by_key, [{**row, "key_": k} for k, row in self.changed.items()])
-        self.created, self.changed = {}, {}
-
-
 def _new_share(share_id: str, sharer_id: str, seen_at: datetime) -> dict[str, Any]:
     return {
         "share_id": share_id,
@@ -610,11 +371,6 @@ def _new_share(share_id: str, sharer_id: str, seen_at: datetime) -> dict[str, An
         "created_at": None,
         "first_seen_at": seen_at,
     }
-
-
-def _binding(row: Mapping[str, Any]) -> Binding:
-    reason = row["release_reason"]
-    return Binding(**{**row, "release_reason": ReleaseReason(reason) if reason else None})
 
 
 def _binding_row(binding: Binding) -> dict[str, Any]:
