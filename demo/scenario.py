@@ -90,6 +90,28 @@ class Scenario:
     async def set_clock(self, moment: datetime) -> None:
         self.say(f"⏱  simulated clock → {moment:%Y-%m-%d %H:%M} UTC")
         await self.publish("fx.clock.set", {"now": moment.isoformat()}, moment)
+        await self.clock_reached(moment)
+
+    async def clock_reached(self, moment: datetime, timeout_s: float = 60) -> None:
+        """Wait until every service's GET /v1/clock reads `moment` or later (the move reached
+        each one's clock follower), instead of guessing with a sleep."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        behind = list(topics.SERVICES)
+        while behind:
+            readings = [await self._clock_of(service) for service in behind]
+            behind = [s for s, now in zip(behind, readings, strict=True) if not now or now < moment]
+            if behind and asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the clock move to {moment} did not reach {behind}")
+            await asyncio.sleep(0.1 if behind else 0)
+
+    async def _clock_of(self, service: str) -> datetime | None:
+        try:
+            answer = await self.http.get(self.url(service, "/v1/clock"))
+        except httpx.HTTPError:
+            return None
+        if answer.status_code != 200:
+            return None
+        return datetime.fromisoformat(answer.json()["now"].replace("Z", "+00:00"))
 
     async def run(self) -> Outcome:
         await self.producer.start()
@@ -121,7 +143,6 @@ class Scenario:
 
     async def _run(self) -> Outcome:
         await self.set_clock(T0)
-        await asyncio.sleep(2)  # every replica's clock follower sees the move
         self.say(f"📝 {SHARER} and {FAILING} apply; ops confirms their WeChat contact")
         await self.apply_and_confirm(SHARER)
         await self.apply_and_confirm(FAILING)

@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from demo.cluster import REPO, Cluster
+from fx_common.contracts.topics import SERVICES
 from fx_common.envelope import rfc3339
 from fxctl.cli import app
 from fxctl.simulate import MallConfig, generate
@@ -390,5 +391,27 @@ def test_simulate_publishes_the_story_it_promises(fx: Fx, tmp_path: Path) -> Non
             until=lambda rows: len(rows) == 2,
         )  # fmt: skip
         assert {r["data"]["user_id"] for r in started} == {"sim11-d1", "sim11-d2"}
+    finally:
+        cluster.stop_all()
+
+
+def test_clock_wait_returns_once_the_services_read_the_move_and_names_those_that_do_not(
+    fx: Fx, tmp_path: Path
+) -> None:
+    cluster = Cluster(fx.bootstrap, tmp_path, namespace=fx.namespace)
+    cluster.start("referral-binding", FX_CLOCK="simulated")
+    try:
+        cluster.wait_ready("referral-binding")
+        here = f"referral-binding=http://127.0.0.1:{cluster.ports['referral-binding']}"
+        # Only referral-binding runs: the three others are sent to a closed port.
+        closed = [f"{s}=http://127.0.0.1:1" for s in SERVICES if s != "referral-binding"]
+        waited = fx("clock", "set", "2026-04-01T00:00:00Z", "--wait", "10", "--service", here,
+                    *(arg for url in closed for arg in ("--service", url)), code=1)  # fmt: skip
+        assert "not every service reads 2026-04-01T00:00:00Z" in waited.output
+        assert "qualification: http://127.0.0.1:1 does not answer" in waited.output
+        assert "referral-binding:" not in waited.output.split("not every service")[1]
+        only = ["--service", here]
+        shown = fx("clock", "show", "--services", *only).stdout
+        assert "referral-binding: 2026-04-01T00:00:00Z (simulated, 1 move(s))" in shown
     finally:
         cluster.stop_all()

@@ -12,6 +12,7 @@ from fx_common.contracts.clock import CLOCK_SET, ClockSet
 from fx_common.contracts.topics import CLOCK
 from fx_common.envelope import make_event, rfc3339
 from fx_common.replay import read_topics
+from fxctl import service_clocks
 from fxctl.context import Target, run, target
 from fxctl.kafka_io import encoded, prepare_topics, producer
 from fxctl.output import console, fail
@@ -74,18 +75,59 @@ def _report(move: Move) -> None:
     out.print(f"simulated now: {rfc3339(move.to)} (was {was}); fx.clock.set id={move.event_id}")
 
 
+ServiceUrls = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--service", help="SERVICE=http://host:port of a running service (default 8101-8104)."
+    ),
+]
+Wait = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait until every service's GET /v1/clock reads the new now "
+        "(exit 1 naming those that do not); 0 returns once the broker has the move.",
+    ),
+]
+
+
 @app.command()
-def show(ctx: typer.Context) -> None:
-    """The simulated now (the latest fx.clock.set), or `not set`."""
+def show(
+    ctx: typer.Context,
+    service: ServiceUrls = None,
+    services: Annotated[
+        bool, typer.Option(help="Also read each running service's GET /v1/clock.")
+    ] = False,
+) -> None:
+    """The simulated now (the latest fx.clock.set), or `not set`; then what each running
+    service has applied."""
     where = target(ctx)
     now = run(where, current(where))
-    console().print(f"simulated now: {rfc3339(now)}" if now is not None else "not set")
+    out = console()
+    out.print(f"simulated now: {rfc3339(now)}" if now is not None else "not set")
+    if services:
+        for reading in service_clocks.read_all(service_clocks.endpoints(service)):
+            out.print("  " + service_clocks.describe(reading))
+
+
+def _wait_for_services(to: datetime, service: list[str] | None, wait: float) -> None:
+    urls = service_clocks.endpoints(service)
+    readings = service_clocks.wait_until(urls, to, wait)
+    behind = service_clocks.lagging(readings, to)
+    if behind:
+        fail(
+            f"after {wait:g}s, not every service reads {rfc3339(to)}:\n"
+            + "\n".join("  " + service_clocks.describe(r) for r in behind),
+            code=1,
+        )
+    console().print(f"all {len(readings)} services read {rfc3339(to)} or later")
 
 
 @app.command("set")
 def set_(
     ctx: typer.Context,
     moment: Annotated[str, typer.Argument(metavar="RFC3339", help="e.g. 2026-03-15T09:00:00Z")],
+    wait: Wait = 0.0,
+    service: ServiceUrls = None,
 ) -> None:
     """Move the simulated clock to a time (exit 2 if that is earlier than now)."""
     where = target(ctx)
@@ -94,12 +136,16 @@ def set_(
     except ValueError as exc:
         fail(str(exc))
     _report(run(where, _move(where, to)))
+    if wait > 0:
+        _wait_for_services(to, service, wait)
 
 
 @app.command()
 def advance(
     ctx: typer.Context,
     duration: Annotated[str, typer.Argument(help="7d, 12h, 30m, 1d12h or ISO 8601 (P7D).")],
+    wait: Wait = 0.0,
+    service: ServiceUrls = None,
 ) -> None:
     """Move the simulated clock forward by a duration (it must have been set before)."""
     where = target(ctx)
@@ -112,3 +158,5 @@ def advance(
         fail("the simulated clock is not set yet: use `fxctl clock set RFC3339` first")
     to = now + step
     _report(run(where, _move(where, to)))
+    if wait > 0:
+        _wait_for_services(to, service, wait)
