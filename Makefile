@@ -142,7 +142,7 @@ migration:
 # One mypy run per package: each service's tests have a conftest.py, and one run over all of
 # them would see several top-level modules named `conftest`.
 MYPY_TARGETS := libs/common services/referral-binding services/qualification services/commission \
-	services/payout tools/fxctl "tests benchmarks demo"
+	services/payout tools/fxctl apps/console "tests benchmarks demo"
 lint:
 	uv run ruff check .
 	uv run ruff format --check .

@@ -18,6 +18,9 @@ install_apt_packages() {
     # promtool checks the alert rules; the observability test runs a real Prometheus server:
     # the test suite needs them in every mode (`install_apt_packages prometheus` for FX_DEPS=python).
     command -v promtool >/dev/null || missing+=(prometheus)
+    # The console's browser tests (Playwright drives Debian's Chromium; CJK fonts for zh-CN).
+    command -v chromium >/dev/null || missing+=(chromium)
+    dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
     if [[ "${1:-all}" == all ]]; then
         command -v redis-server >/dev/null || missing+=(redis-server)
         have_postgres || missing+=(postgresql)

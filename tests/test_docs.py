@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CONTRACT = DOCS / "contract.md"
 ARCHITECTURE = DOCS / "architecture.md"
-PACKAGES = ["fx_common", *(s.replace("-", "_") for s in topic_names.SERVICES), "fxctl"]
+PACKAGES = [
+    "fx_common", *(s.replace("-", "_") for s in topic_names.SERVICES), "fxctl", "fx_console",
+]  # fmt: skip
 SKIPPED_DIRS = {
     ".git", ".venv", "var", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
     ".pytest_cache", "lib",

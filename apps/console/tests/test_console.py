@@ -1,0 +1,165 @@
+"""The console over the real service APIs (in-process, SQLite): sign-in, roles, CSRF, bad
+input refused with nothing written, the plan's If-Match race, the distributor centre."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fx_console.app import create_app
+from fx_console.centre import fen_of
+from fx_console.settings import ConsoleSettings
+from fx_console.web import Refused
+
+from .services import SECRET, transports
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[TestClient]:
+    settings = ConsoleSettings(jwt_secret=SECRET, env="test")
+    with TestClient(create_app(settings, transports(tmp_path)), follow_redirects=False) as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match[1]
+
+
+def sign_in(client: TestClient, user: str, role: str) -> None:
+    client.cookies.clear()
+    page = client.get("/signin")
+    answer = client.post(
+        "/signin/local", data={"csrf": csrf_of(page.text), "user_id": user, "role": role}
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == ("/ops" if role == "ops" else "/me")
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def flash(client: TestClient, answer: object, page: str) -> str:
+    shown = client.get(page).text
+    match = re.search(r'<p class="flash (\w+)" role="status">([^<]*)</p>', shown)
+    assert match, f"no outcome shown on {page}"
+    return f"{match[1]}: {html.unescape(match[2])}"
+
+
+def test_pages_need_a_session_and_the_right_role(console: TestClient) -> None:
+    assert console.get("/ops").headers["location"].startswith("/signin")
+    sign_in(console, "u-1", "distributor")
+    refused = console.get("/ops/plan")
+    assert refused.status_code == 403 and "not for the distributor role" in refused.text
+    assert console.get("/me").status_code == 200
+    sign_in(console, "ops-1", "ops")
+    assert console.get("/me").status_code == 403
+    assert console.get("/ops").status_code == 200
+    console.cookies.set("fx_session", "not-a-token")
+    assert "sign in again" in console.get("/ops", follow_redirects=True).text
+
+
+def test_sign_in_form_needs_its_csrf_token(console: TestClient) -> None:
+    console.get("/signin")
+    answer = console.post("/signin/local", data={"user_id": "ops-1", "role": "ops"})
+    assert answer.status_code == 403
+    assert "fx_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_apply_confirm_and_forms_without_csrf_are_refused(console: TestClient) -> None:
+    sign_in(console, "u-1", "distributor")
+    page = console.get("/me")
+    assert "申请成为分销员" in page.text
+    assert console.post("/me/apply", data={"wechat_id": "w1"}).status_code == 403
+    console.post("/me/apply", data={"csrf": csrf_of(page.text), "wechat_id": "w1"})
+    assert "待添加客服" in console.get("/me").text
+
+    sign_in(console, "ops-1", "ops")
+    queue = console.get("/ops/candidates")
+    confirm = "/ops/candidates/u-1/confirm"
+    assert confirm in queue.text
+    refused = console.post(confirm, data={})
+    assert refused.status_code == 403
+    assert confirm in console.get("/ops/candidates").text  # still waiting: nothing written
+    console.post(confirm, data={"csrf": csrf_of(queue.text)})
+    assert "ok: u-1's WeChat contact is confirmed" in flash(console, None, "/ops/candidates")
+    assert confirm not in console.get("/ops/candidates").text
+    assert "/ops/distributors/u-1" in console.get("/ops/candidates?status=assessing").text
+    sign_in(console, "u-1", "distributor")
+    assert "0 / 3" in console.get("/me").text
+
+
+def test_plan_edit_after_another_landed_is_refused(console: TestClient) -> None:
+    sign_in(console, "ops-1", "ops")
+    first = console.get("/ops/plan").text  # both operators read version 0
+    assert 'id="latest">0<' in first
+    form = {"csrf": csrf_of(first), "version": "0", "scope": "sku", "key": "tea-oolong",
+            "rule": "rate_bps", "value": "1200"}  # fmt: skip
+    console.post("/ops/plan/override", data=form)
+    assert "ok: Override for tea-oolong set" in flash(console, None, "/ops/plan")
+    console.post("/ops/plan/override", data=form | {"key": "tea-puer", "value": "900"})
+    told = flash(console, None, "/ops/plan")
+    assert told.startswith("error: Another edit landed first")
+    plan = console.get("/ops/plan").text
+    assert 'id="latest">1<' in plan and "tea-puer" not in plan
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [("value", "12%", "not a whole number"), ("value", "20000", "at most 10000"),
+     ("scope", "brand", "for a SKU or for a category"), ("key", " ", "is required")],
+)  # fmt: skip
+def test_bad_plan_input_sends_nothing(
+    console: TestClient, field: str, value: str, says: str
+) -> None:
+    sign_in(console, "ops-1", "ops")
+    page = console.get("/ops/plan").text
+    form = {"csrf": csrf_of(page), "version": "0", "scope": "sku", "key": "tea-oolong",
+            "rule": "rate_bps", "value": "1200"}  # fmt: skip
+    console.post("/ops/plan/override", data=form | {field: value})
+    assert says in flash(console, None, "/ops/plan")
+    assert 'id="latest">0<' in console.get("/ops/plan").text
+
+
+def test_revoke_needs_a_reason_and_review_errors_are_plain(console: TestClient) -> None:
+    sign_in(console, "ops-1", "ops")
+    csrf = csrf_of(console.get("/ops").text)
+    answer = console.post("/ops/distributors/u-9/revoke", data={"csrf": csrf, "reason": ""})
+    assert answer.status_code == 422 and "reason for the revocation is required" in answer.text
+    console.post("/ops/distributors/u-9/revoke", data={"csrf": csrf, "reason": "fraud"})
+    assert "never applied" in flash(console, None, "/ops/distributors/u-9")
+    console.post("/ops/withdrawals/w-x/approve", data={"csrf": csrf})
+    assert "no withdrawal w-x" in flash(console, None, "/ops/withdrawals")
+    assert console.get("/ops/distributors/bad%20id").status_code == 422
+
+
+def test_distributor_centre_pages_are_chinese_and_own_data_only(console: TestClient) -> None:
+    sign_in(console, "u-2", "distributor")
+    for path, text in [("/me/products", "分享赚 ¥12.90"), ("/me/products/tea-oolong", "分享赚"),
+                       ("/me/data", "数据中心"), ("/me/orders", "暂无推广订单"),
+                       ("/me/customers", "我的顾客"), ("/me/withdraw", "提现规则")]:  # fmt: skip
+        page = console.get(path)
+        assert page.status_code == 200 and text in page.text, path
+        assert '<meta charset="utf-8">' in page.text and 'lang="zh-CN"' in page.text
+    assert console.get("/me/products/nope").status_code == 404
+    # The only ids a distributor's page takes are its own: another's order is the service's 403.
+    assert "only its own data" not in console.get("/me/orders/o-1").text
+    csrf = csrf_of(console.get("/me/withdraw").text)
+    console.post("/me/withdraw", data={"csrf": csrf, "idempotency_key": "k1", "amount": "5.001",
+                                       "method": "alipay", "account": "13800138000"})  # fmt: skip
+    assert "最多两位小数" in flash(console, None, "/me/withdraw")
+    console.post("/me/withdraw", data={"csrf": csrf, "idempotency_key": "k1", "amount": "50",
+                                       "method": "alipay", "account": "13800138000"})  # fmt: skip
+    assert "提现未提交" in flash(console, None, "/me/withdraw")  # no balance yet: 409
+
+
+def test_yuan_to_fen_is_exact() -> None:
+    assert fen_of("50") == 5000 and fen_of("50.5") == 5050 and fen_of(" 0.07 ") == 7
+    for bad in ("", "1e3", "-5", "5.001", "5,00"):
+        with pytest.raises(Refused):
+            fen_of(bad)
