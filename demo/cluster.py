@@ -97,6 +97,32 @@ class Cluster:
                 time.sleep(0.2)
         raise TimeoutError(f"{service} not ready after {timeout}s; see {self.log(service)}")
 
+    def start_console(self, port: int | None = None, **overrides: str) -> str:
+        """The console (fx-console) over the four services, FX_ENV=test so its local sign-in
+        works; its URL once /healthz answers."""
+        port = port or free_port()
+        urls = {
+            f"FX_{s.replace('-', '_').upper()}_URL": f"http://127.0.0.1:{p}"
+            for s, p in self.ports.items()
+        }
+        env = {**os.environ, **urls, "FX_HTTP_PORT": str(port), "FX_JWT_SECRET": self.jwt_secret,
+               "FX_ENV": "test", "FX_LOG_LEVEL": "WARNING", **overrides}  # fmt: skip
+        log = self._logs.setdefault("console", (self.workdir / "console.log").open("ab"))
+        self.procs["console"] = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "fx-console")], env=env, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.procs["console"].poll() is not None:
+                raise RuntimeError(f"fx-console exited; see {self.log('console')}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    return url
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        raise TimeoutError(f"fx-console not up after 60 s; see {self.log('console')}")
+
     def log(self, service: str) -> Path:
         return self.workdir / f"{service}.log"
 

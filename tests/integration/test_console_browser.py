@@ -1,0 +1,234 @@
+"""The console in a real browser (Playwright driving Debian's Chromium) over the four services
+as processes on the real broker, on the simulated clock.
+
+A distributor applies, watches the assessment progress, qualifies, sees a commission move from
+held to settled, and requests a withdrawal twice with the same key (one withdrawal). An
+operator confirms the contact, finds the distributor, approves and pays one withdrawal (the
+balance changes), rejects another (the hold returns), and edits an override after another edit
+landed (told so). A form without its CSRF token and a distributor's cookie on an ops page are
+refused. Each page's screenshot is written to var/test-artifacts/console/ (FX_SCREENSHOTS)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from demo.cluster import REPO, Cluster
+from demo.scenario import T0, Scenario
+
+pytestmark = pytest.mark.integration
+SHOTS = Path(os.environ.get("FX_SCREENSHOTS", REPO / "var" / "test-artifacts" / "console"))
+DISTRIBUTOR, BUYER = "u-tea", "c-zhang"
+
+
+@pytest.fixture
+async def browser(screenshots: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=["--no-sandbox"])  # fmt: skip
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS
+
+
+async def sign_in(browser: Browser, base: str, user: str, role: str) -> Page:
+    mobile = {"viewport": {"width": 412, "height": 900}} if role == "distributor" else {}
+    context = await browser.new_context(base_url=base, locale="zh-CN", **mobile)  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.goto("/signin")
+    local = page.locator("form[action='/signin/local']")
+    await local.locator("input[name=user_id]").fill(user)
+    await local.locator("select[name=role]").select_option(role)
+    await local.locator("button").click()
+    await page.wait_for_url(re.compile("/ops$" if role == "ops" else "/me$"))
+    return page
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def until(page: Page, path: str, text: str, timeout_s: float = 60) -> None:
+    """Reload `path` until it shows `text` (the services apply events asynchronously)."""
+    for _ in range(int(timeout_s * 2)):
+        await page.goto(path)
+        if text in await page.content():
+            return
+        await page.wait_for_timeout(500)
+    raise AssertionError(f"{path} never showed {text!r}")
+
+
+async def flash(page: Page) -> str:
+    return await page.locator(".flash").inner_text()
+
+
+async def test_operator_and_distributor_in_the_browser(
+    bootstrap: str, unique: str, tmp_path: Path, browser: Browser
+) -> None:
+    cluster = Cluster(bootstrap, tmp_path, namespace=f"console-{unique}.", extra_env={
+        "FX_CLOCK": "simulated", "FX_AUTO_APPROVE_LIMIT_FEN": "0", "FX_LOG_LEVEL": "WARNING",
+    })  # fmt: skip
+    cluster.start_all()
+    scenario = Scenario(cluster, say=lambda _: None)
+    await scenario.producer.start()
+    try:
+        base = cluster.start_console()
+        await scenario.set_clock(T0)
+        me = await sign_in(browser, base, DISTRIBUTOR, "distributor")
+        ops = await sign_in(browser, base, "ops-1", "ops")
+        await apply_and_confirm(me, ops)
+        await qualify_and_settle(scenario, me)
+        await withdraw_twice_with_one_key(me)
+        await review_withdrawals(ops)
+        await plan_race(ops)
+        await refusals(me, ops)
+    finally:
+        await scenario.producer.stop()
+        await scenario.http.aclose()
+        cluster.stop_all()
+
+
+async def apply_and_confirm(me: Page, ops: Page) -> None:
+    await me.get_by_role("button", name="申请成为分销员").click()
+    await me.locator("dialog#apply input[name=wechat_id]").fill("wx-tea")
+    await me.get_by_role("button", name="提交申请").click()
+    await expect(me.locator("#status")).to_have_text("待添加客服")
+    await shot(me, "me-centre-applied")
+    await shot(ops, "ops-dashboard")
+    await ops.goto("/ops/candidates")
+    await shot(ops, "ops-candidates")
+    await ops.locator(f"form[action='/ops/candidates/{DISTRIBUTOR}/confirm'] button").click()
+    assert "assessment has started" in await flash(ops)
+    await me.reload()
+    await expect(me.locator("#status")).to_have_text("考核中")
+    await expect(me.locator("#progress")).to_have_text("0 / 3")
+
+
+async def qualify_and_settle(scenario: Scenario, me: Page) -> None:
+    share = {"share_id": "s-1", "sharer_id": DISTRIBUTOR}
+    await scenario.publish("mall.share.created", share | {"product_sku": "tea-oolong"}, T0)
+    visit = share | {"visitor_id": BUYER}
+    await scenario.publish("mall.share.visited", visit, T0 + timedelta(minutes=1))
+    await scenario.count("fx.binding.created", 1)
+    await scenario.pay("o-1", BUYER, T0 + timedelta(days=1))
+    await until(me, "/me", "1 / 3")  # the assessment progresses
+    await me.get_by_role("button", name="查看考核").click()
+    await shot(me, "me-assessment-popup")
+    await until(me, "/me/orders", "考核中冻结")  # held while assessed
+    for n in (2, 3):
+        await scenario.pay(f"o-{n}", BUYER, T0 + timedelta(days=n))
+    await until(me, "/me", "分销员")
+    for n in (1, 2, 3):
+        data = {"order_id": f"o-{n}", "buyer_id": BUYER}
+        await scenario.publish("mall.order.completed", data, T0 + timedelta(days=5))
+    await scenario.count("fx.order.completed", 3)
+    await scenario.set_clock(T0 + timedelta(days=13))  # past the 7-day after-sales hold
+    await until(me, "/me/orders", "已结算")
+    await shot(me, "me-orders")
+    await me.goto("/me/orders/o-1")
+    await shot(me, "me-order-detail")
+    await me.goto("/me/data")
+    await expect(me.locator("#all-settled")).to_have_text("¥77.40")  # 3 × 10 % of ¥258.00
+    await shot(me, "me-data-centre")
+    for path, name in (
+        ("/me/customers", "me-customers"), ("/me/products", "me-products"),
+        ("/me/products/tea-oolong", "me-product-detail"), ("/me", "me-centre"),
+    ):  # fmt: skip
+        await me.goto(path)
+        await shot(me, name)
+
+
+async def withdraw_twice_with_one_key(me: Page) -> None:
+    await me.goto("/me/withdraw")
+    form = me.locator("form#withdraw")
+    fields: dict[str, str | float | bool] = {
+        name: await form.locator(f"input[name={name}]").input_value()
+        for name in ("csrf", "idempotency_key")
+    }
+    fields |= {"amount": "30", "method": "alipay", "account": "13800138000"}
+    await form.locator("input[name=amount]").fill("30")
+    await form.locator("input[name=account]").fill("13800138000")
+    await form.get_by_role("button").click()
+    assert "已提交" in await flash(me)
+    again = await me.request.post("/me/withdraw", form=fields)  # the same form sent again
+    assert again.ok
+    await me.goto("/me/withdraw")
+    assert await me.locator("#history tr[data-withdrawal]").count() == 1
+    await expect(me.locator("#on-hold")).to_have_text("¥30.00")
+    await form.locator("input[name=amount]").fill("20")
+    await form.locator("input[name=account]").fill("13800138000")
+    await form.get_by_role("button").click()
+    await expect(me.locator("#on-hold")).to_have_text("¥50.00")
+    await shot(me, "me-withdraw")
+
+
+async def review_withdrawals(ops: Page) -> None:
+    await ops.locator("header input[name=q]").fill(DISTRIBUTOR)
+    await ops.locator("header form[action='/ops/find'] button").click()
+    await expect(ops.locator("h1")).to_have_text(f"Distributor {DISTRIBUTOR}")
+    await expect(ops.locator("#available")).to_have_text("¥27.40")
+    await expect(ops.locator("#on-hold")).to_have_text("¥50.00")
+    await shot(ops, "ops-distributor")
+    row30 = ops.locator("#balance tr[data-withdrawal]", has_text="¥30.00")
+    await row30.get_by_role("button", name="Approve").click()
+    assert "approve done" in await flash(ops)
+    await row30.get_by_label("transfer reference").fill("ALI-2026-0001")
+    await row30.get_by_role("button", name="Mark paid").click()
+    await expect(ops.locator("#paid-out")).to_have_text("¥30.00")
+    await expect(ops.locator("#on-hold")).to_have_text("¥20.00")
+    row20 = ops.locator("#balance tr[data-withdrawal]", has_text="¥20.00")
+    await row20.get_by_role("button", name="Reject").click()  # no reason: refused, nothing sent
+    await expect(ops.locator("h1")).to_have_text("Refused")
+    await ops.go_back()
+    await ops.reload()
+    await row20.get_by_label("rejection reason").fill("account name does not match")
+    await row20.get_by_role("button", name="Reject").click()
+    await expect(ops.locator("#on-hold")).to_have_text("¥0.00")  # the hold returns
+    await expect(ops.locator("#available")).to_have_text("¥47.40")
+    row = ops.locator("#commissions a", has_text="trail").first
+    await row.click()
+    await expect(ops.locator("h1")).to_contain_text("Commission trail")
+    await shot(ops, "ops-commission-trail")
+    await ops.goto("/ops/audit")
+    await shot(ops, "ops-audit")
+
+
+async def plan_race(ops: Page) -> None:
+    other = await ops.context.new_page()
+    await ops.goto("/ops/plan")
+    await other.goto("/ops/plan")  # both operators see version 0
+    for page, key, value in ((ops, "tea-oolong", "1200"), (other, "tea-puer", "900")):
+        form = page.locator("form#override")
+        await form.locator("input[name=key]").fill(key)
+        await form.locator("input[name=value]").fill(value)
+    await ops.locator("form#override button").click()
+    assert "Override for tea-oolong set" in await flash(ops)
+    await other.locator("form#override button").click()
+    assert "Another edit landed first" in await flash(other)
+    await expect(other.locator("#latest")).to_have_text("1")
+    assert "tea-puer" not in await other.locator("table").first.inner_text()
+    await shot(other, "ops-plan-conflict")
+
+
+async def refusals(me: Page, ops: Page) -> None:
+    no_csrf = await ops.request.post(
+        "/ops/plan/override",
+        form={"version": "1", "scope": "sku", "key": "tea-x", "rule": "rate_bps", "value": "1"},
+    )
+    assert no_csrf.status == 403 and "did not come from this console" in await no_csrf.text()
+    await ops.goto("/ops/plan")
+    await expect(ops.locator("#latest")).to_have_text("1")  # nothing written
+    answer = await me.goto("/ops/withdrawals")
+    assert answer is not None and answer.status == 403
+    assert "not for the distributor role" in await me.content()
