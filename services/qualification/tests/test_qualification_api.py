@@ -114,6 +114,9 @@ def test_the_way_to_distributor_and_out(client: TestClient, runtime: ServiceRunt
         "progress": "0 of 3; the assessment starts once customer service confirms the contact",
         "discount_bps": 0,
         "wechat_id": "wx-u1",
+        "qualified_via": None,
+        "appointed_by": None,
+        "appoint_reason": None,
         "history": [],
     }
     confirmed_at = advance(runtime, timedelta(hours=2))
@@ -125,11 +128,12 @@ def test_the_way_to_distributor_and_out(client: TestClient, runtime: ServiceRunt
 
     qualify(runtime, "u1")
     view = client.get("/v1/distributors/u1", headers=auth("u1")).json()
-    assert (view["status"], view["qualifying_orders"], view["discount_bps"]) == (
-        "qualified",
-        3,
-        500,
-    )
+    assert (
+        view["status"],
+        view["qualifying_orders"],
+        view["discount_bps"],
+        view["qualified_via"],
+    ) == ("qualified", 3, 500, "assessment")
 
     revoked = client.post("/v1/distributors/u1/revoke", json={"reason": "fake orders"}, headers=OPS)
     assert revoked.status_code == 200, revoked.text

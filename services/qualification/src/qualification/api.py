@@ -29,18 +29,28 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
-from fx_common.http_fields import ID_PATTERN, Rfc3339, integer
+from fx_common.http_fields import ID_PATTERN, Rfc3339
 from fx_common.openapi import link_to
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
-from qualification import store
+from qualification import modes, store
+from qualification.api_models import (
+    MAX_ID_LENGTH,
+    ApplyRequest,
+    AppointRequest,
+    CandidatePage,
+    CandidateView,
+    ContactAdded,
+    DistributorView,
+    HistoryEntry,
+    RevokeRequest,
+)
 from qualification.domain import DomainEvent, Qualification, Status, TransitionRefused
 from qualification.handlers import record
 from qualification.settings import QualificationSettings
@@ -49,91 +59,8 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["qualification"])
 
-MAX_ID_LENGTH = 128  # the contracts' StrictId
 SIGNATURE_MAX_AGE = timedelta(minutes=5)
-LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Id = Annotated[Text, StringConstraints(max_length=MAX_ID_LENGTH)]
-
-
-class ApplyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    wechat_id: Id | None = None
-
-
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[Text, StringConstraints(max_length=1000)]
-
-
-class ContactAdded(BaseModel):
-    """The WeCom-style callback's body. Unknown fields are ignored (the signature covers
-    them): the sending system may add some."""
-
-    model_config = ConfigDict(extra="ignore")
-    user_id: Id
-    external_contact_id: Id | None = None
-    timestamp: integer(0, LATEST_TIMESTAMP, "Unix seconds when the callback was signed.")  # type: ignore[valid-type]
-    nonce: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class HistoryEntry(BaseModel):
-    type: str
-    at: datetime
-    data: dict[str, Any]
-
-
-STATUS_TEXT = (
-    "applied (waiting for customer service to confirm the contact), assessing (the window "
-    "runs), qualified (a distributor: earns commission, gets the discount), failed (the window "
-    "closed short of the orders), revoked (by ops)."
-)
-COUNTED = (
-    "Orders attributed to the user and paid inside the assessment window (each once); a fully "
-    "refunded one stops counting."
-)
-
-
-class DistributorView(BaseModel):
-    """A user's qualification; `progress`, `days_left` and the counts feed the assessment
-    pop-up ("2 of 3, 11 days left")."""
-
-    user_id: str
-    status: Status = Field(description=STATUS_TEXT)
-    qualifying_orders: int = Field(description=COUNTED)
-    required_orders: int = Field(description="Orders the assessment needs (FX_REQUIRED_ORDERS).")
-    deadline: datetime | None = Field(description="End of the assessment window.")
-    days_left: int | None = Field(
-        description="Whole days left in the running assessment, rounded up; 0 once the "
-        "deadline passed; null when no assessment runs."
-    )
-    progress: str
-    discount_bps: int = Field(
-        description="The discount of the user's own purchases, in bps: FX_DISTRIBUTOR_DISCOUNT_BPS "
-        "(default 500 = 5 %) while qualified, else 0. Checkout applies it."
-    )
-    wechat_id: str | None
-    history: list[HistoryEntry]
-
-
-class CandidateView(BaseModel):
-    user_id: str
-    status: Status = Field(description=STATUS_TEXT)
-    qualifying_orders: int
-    required_orders: int
-    deadline: datetime | None
-    days_left: int | None
-    applied_at: datetime | None
-    confirmed_at: datetime | None
-    wechat_id: str | None
-
-
-class CandidatePage(BaseModel):
-    items: list[CandidateView]
-    page: int
-    page_size: int
-    total: int
 
 
 def _settings(runtime: ServiceRuntime) -> QualificationSettings:
@@ -176,6 +103,9 @@ def _view(
         progress=_progress(q, required, days_left),
         discount_bps=settings.distributor_discount_bps if q.status is Status.QUALIFIED else 0,
         wechat_id=q.wechat_id,
+        qualified_via=q.qualified_via if q.status in (Status.QUALIFIED, Status.REVOKED) else None,
+        appointed_by=q.appointed_by,
+        appoint_reason=q.appoint_reason,
         history=[
             HistoryEntry(type=row.ce_type, at=row.at, data=row.data)
             for row in store.history(session, q.user_id)
@@ -228,7 +158,9 @@ def _command(
 def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
-    return _command(runtime, "confirm", user_id, now, lambda q: q.confirm_contact(now, policy))
+    return _command(
+        runtime, "confirm", user_id, now, lambda q: modes.confirm_contact(q, now, policy)
+    )
 
 
 _USER = {"user_id": "$response.body#/user_id"}
@@ -275,7 +207,12 @@ def apply_for_distributor(
     policy = _settings(runtime).policy()
     wechat_id = body.wechat_id if body is not None else None
     return _command(
-        runtime, "apply", who.sub, now, lambda q: q.apply(now, policy, wechat_id), known_only=False
+        runtime,
+        "apply",
+        who.sub,
+        now,
+        lambda q: modes.apply(q, now, policy, wechat_id),
+        known_only=False,
     )
 
 
@@ -343,6 +280,29 @@ def revoke_distributor(
     """Ops: end a distributor's programme (its unsettled commission is voided)."""
     now = runtime.clock.now()
     return _command(runtime, "revoke", user_id, now, lambda q: q.revoke(now, body.reason))
+
+
+@router.post("/distributors/{user_id}/appoint", responses=errors(409))
+def appoint_distributor(
+    user_id: UserId, body: AppointRequest, who: Ops, runtime: Runtime
+) -> DistributorView:
+    """Ops appoint the user a distributor (FX_QUALIFICATION_MODE=appointed; 409
+    `appointments_off` in the other modes). The appointment records the operator (the token's
+    `sub`) and `reason`; appointing a distributor again changes nothing."""
+    if len(who.sub) > MAX_ID_LENGTH:
+        raise ApiError(
+            422, "invalid_request", f"the token's sub is not a user id (over {MAX_ID_LENGTH} chars)"
+        )
+    now = runtime.clock.now()
+    policy = _settings(runtime).policy()
+    return _command(
+        runtime,
+        "appoint",
+        user_id,
+        now,
+        lambda q: modes.appoint(q, now, policy, who.sub, body.reason),
+        known_only=False,
+    )
 
 
 @router.get("/distributors/{user_id}", responses=errors(404))

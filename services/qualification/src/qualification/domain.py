@@ -24,6 +24,14 @@ from typing import Literal
 Basis = Literal["self", "binding", "share_link"]
 
 
+class Mode(StrEnum):
+    """How a user becomes a distributor (`FX_QUALIFICATION_MODE`, modes.py)."""
+
+    ASSESSMENT = "assessment"
+    EVERYONE = "everyone"
+    APPOINTED = "appointed"
+
+
 class Status(StrEnum):
     NONE = "none"
     APPLIED = "applied"
@@ -41,6 +49,8 @@ class Policy:
     assessment_window: timedelta
     counts_own_orders: bool
     reapply_cooldown: timedelta
+    mode: Mode = Mode.ASSESSMENT
+    contact_step: bool = False  # `everyone` only: qualify at the contact confirmation
 
 
 class TransitionRefused(Exception):
@@ -77,7 +87,13 @@ class AssessmentProgressed(DomainEvent):
 
 @dataclass(frozen=True)
 class Qualified(DomainEvent):
+    """`via` is None for the seed's way (the assessment), as the seed's events say nothing of
+    it; `appointed_by` and `reason` only for an appointment."""
+
     order_ids: tuple[str, ...]
+    via: Mode | None = None
+    appointed_by: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,9 @@ class Qualification:
     failed_at: datetime | None = None
     revoked_at: datetime | None = None
     revoke_reason: str | None = None
+    qualified_via: Mode | None = None
+    appointed_by: str | None = None
+    appoint_reason: str | None = None
     orders: dict[str, QualifyingOrder] = field(default_factory=dict)
 
     @property
@@ -252,6 +271,7 @@ class Qualification:
         if len(counted) >= self.required_orders:
             self.status = Status.QUALIFIED
             self.qualified_at = at
+            self.qualified_via = Mode.ASSESSMENT
             events.append(Qualified(self.user_id, at, tuple(o.order_id for o in counted)))
         return events
 

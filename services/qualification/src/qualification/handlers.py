@@ -53,9 +53,13 @@ def to_contract(event: DomainEvent) -> tuple[str, ContractModel]:
             return published.ASSESSMENT_PROGRESSED, published.AssessmentProgressed(
                 user_id=user_id, qualifying_orders=count, required_orders=required
             )
-        case Qualified(order_ids=order_ids):
+        case Qualified(order_ids=order_ids, via=via, appointed_by=by, reason=reason):
             return published.DISTRIBUTOR_QUALIFIED, published.DistributorQualified(
-                user_id=user_id, order_ids=list(order_ids)
+                user_id=user_id,
+                order_ids=list(order_ids),
+                via=via.value if via is not None else None,
+                appointed_by=by,
+                reason=reason,
             )
         case AssessmentFailed(qualifying_orders=count):
             return published.ASSESSMENT_FAILED, published.AssessmentFailed(
@@ -76,7 +80,10 @@ def record(uow: UnitOfWork, qualification: Qualification, events: list[DomainEve
     for event in events:
         ce_type, data = to_contract(event)
         qualifications.append_history(
-            qualification.user_id, ce_type, event.at, data.model_dump(mode="json")
+            qualification.user_id,
+            ce_type,
+            event.at,
+            data.model_dump(mode="json", exclude_none=True),
         )
         uow.publish(QUALIFICATION, ce_type, data, time=event.at, subject=qualification.user_id)
 

@@ -11,6 +11,10 @@ Defaults, as docs/domain.md §1 states them:
   docs/domain.md names the setting without a value; 5 % is a modest, common distributor price.
 - `FX_WECOM_WEBHOOK_SECRET` unset: the shared secret that signs the WeCom-style
   contact-added callback (see `api.py`); while it is unset the webhook answers 503.
+- `FX_QUALIFICATION_MODE` = `assessment` (the seed's way); `everyone` (an application
+  qualifies at once) or `appointed` (only ops appoint): modes.py;
+- `FX_QUALIFICATION_CONTACT_STEP` = false: in `everyone`, whether an applicant waits for the
+  contact confirmation (and qualifies then) instead of qualifying at once;
 - HTTP port 8102 (`FX_HTTP_PORT`).
 
 Kept apart from `app.py` so that `api.py` can read it without importing the wiring.
@@ -23,7 +27,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, field_validator
 
 from fx_common.settings import MAX_PERIOD, ServiceSettings
-from qualification.domain import Policy
+from qualification.domain import Mode, Policy
 
 
 class QualificationSettings(ServiceSettings):
@@ -40,6 +44,8 @@ class QualificationSettings(ServiceSettings):
     assessment_grace: timedelta = Field(timedelta(0), le=MAX_PERIOD)
     distributor_discount_bps: int = Field(500, ge=0, le=10_000)
     wecom_webhook_secret: SecretStr | None = None
+    qualification_mode: Mode = Mode.ASSESSMENT
+    qualification_contact_step: bool = False
 
     @field_validator("assessment_window")
     @classmethod
@@ -61,4 +67,6 @@ class QualificationSettings(ServiceSettings):
             assessment_window=self.assessment_window,
             counts_own_orders=self.assessment_counts_own_orders,
             reapply_cooldown=self.reapply_cooldown,
+            mode=self.qualification_mode,
+            contact_step=self.qualification_contact_step,
         )

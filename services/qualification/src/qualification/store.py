@@ -30,7 +30,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from fx_common.db import UtcDateTime
 from fx_common.processing import UnitOfWork
-from qualification.domain import Qualification, QualifyingOrder, Refund, Status
+from qualification.domain import Mode, Qualification, QualifyingOrder, Refund, Status
 
 
 class QualificationRow(SQLModel, table=True):
@@ -49,6 +49,9 @@ class QualificationRow(SQLModel, table=True):
     failed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoke_reason: str | None = Field(default=None, max_length=1000)
+    qualified_via: str | None = Field(default=None, max_length=16)
+    appointed_by: str | None = Field(default=None, max_length=128)
+    appoint_reason: str | None = Field(default=None, max_length=1000)
 
 
 class QualifyingOrderRow(SQLModel, table=True):
@@ -150,8 +153,10 @@ class Qualifications:
                     uncounted_at=r.uncounted_at,
                 )
             for r in rows:
+                via = Mode(r.qualified_via) if r.qualified_via is not None else None
                 self.found[r.user_id] = Qualification(
-                    **(r._asdict() | {"status": Status(r.status)}), orders=orders.get(r.user_id, {})
+                    **(r._asdict() | {"status": Status(r.status), "qualified_via": via}),
+                    orders=orders.get(r.user_id, {}),
                 )
 
     def _statuses(self, user_ids: list[str]) -> dict[str, str]:
@@ -260,6 +265,9 @@ def _rows(q: Qualification) -> Iterator[tuple[Table, dict[str, Any]]]:
             "failed_at": q.failed_at,
             "revoked_at": q.revoked_at,
             "revoke_reason": q.revoke_reason,
+            "qualified_via": q.qualified_via.value if q.qualified_via is not None else None,
+            "appointed_by": q.appointed_by,
+            "appoint_reason": q.appoint_reason,
         },
     )
     for order in q.orders.values():

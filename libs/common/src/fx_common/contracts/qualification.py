@@ -4,6 +4,8 @@ Kafka key: `user_id`. referral-binding and commission read it to know who is eli
 (`assessing` / `qualified`) and to hold, release or void commission.
 """
 
+from typing import Literal
+
 from pydantic import Field
 
 from fx_common.contracts.base import ContractModel, Count, DerivedTime, Reason, StrictId
@@ -58,10 +60,23 @@ class AssessmentProgressed(ContractModel):
 
 
 class DistributorQualified(ContractModel):
-    """The candidate reached the required count and is a distributor, permanently."""
+    """The user is a distributor, permanently: the candidate reached the required count (the
+    seed's way, `via` absent), or, in another qualification mode, applied (`everyone`) or was
+    appointed by ops (`appointed`, with who and why).
+    """
 
     user_id: StrictId
-    order_ids: list[StrictId] = Field(description="The qualifying orders that counted.")
+    order_ids: list[StrictId] = Field(
+        description="The qualifying orders that counted (empty when no assessment ran)."
+    )
+    via: Literal["assessment", "everyone", "appointed"] | None = Field(
+        default=None,
+        description="The qualification mode that qualified the user; absent: the assessment.",
+    )
+    appointed_by: StrictId | None = Field(
+        default=None, description="`appointed`: the operator (token `sub`) who appointed."
+    )
+    reason: Reason | None = Field(default=None, description="`appointed`: why, in ops' words.")
 
 
 class AssessmentFailed(ContractModel):
