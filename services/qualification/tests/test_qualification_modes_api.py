@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from fx_common import db, migrations
@@ -221,3 +221,28 @@ def test_the_mode_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("FX_QUALIFICATION_CONTACT_STEP")
     default = QualificationSettings().policy()
     assert (default.mode.value, default.contact_step) == ("assessment", False)
+
+
+def test_the_migration_marks_the_seeds_distributors_as_qualified_by_the_assessment(
+    tmp_path: Path,
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'previous.db'}")
+    migrations.upgrade(engine, HISTORY, "0002")
+    insert = (
+        "INSERT INTO qf_qualification (user_id, status, attempt) VALUES "
+        "('q', 'qualified', 1), ('r', 'revoked', 1), ('a', 'assessing', 1), ('f', 'failed', 1)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(insert))
+    migrations.upgrade(engine, HISTORY)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT user_id, qualified_via, appointed_by FROM qf_qualification")
+        )
+        assert sorted(tuple(row) for row in rows) == [
+            ("a", None, None),
+            ("f", None, None),
+            ("q", "assessment", None),
+            ("r", "assessment", None),
+        ]
+    engine.dispose()
