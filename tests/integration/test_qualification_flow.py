@@ -138,7 +138,7 @@ def story(events: list[Event]) -> list[tuple[str, Any]]:
     """Each event's type (without the `fx.distributor.` prefix) and what it says."""
     told: list[tuple[str, Any]] = []
     for event in events:
-        data = event.data.model_dump(mode="json")
+        data = event.data.model_dump(mode="json", exclude_none=True)  # as on the wire
         del data["user_id"]
         told.append((event.type.removeprefix("fx.distributor."), data))
     return told
