@@ -1,4 +1,4 @@
-# One image for the four services; docker-compose.yml picks the service with `command:`
+# One image for the four services and the console (fx-console); docker-compose.yml picks the service with `command:`
 # (e.g. `fx-commission`). PYTHON_IMAGE is any Debian-based image with Python 3.11: the official
 # python:3.11-slim by default, or the locally made base (deploy/containers/build.sh passes
 # PYTHON_IMAGE=localhost/fx-debian-base:bookworm where no registry is reachable).
@@ -27,6 +27,7 @@ COPY services/qualification/pyproject.toml services/qualification/pyproject.toml
 COPY services/commission/pyproject.toml services/commission/pyproject.toml
 COPY services/payout/pyproject.toml services/payout/pyproject.toml
 COPY tools/fxctl/pyproject.toml tools/fxctl/pyproject.toml
+COPY apps/console/pyproject.toml apps/console/pyproject.toml
 RUN uv sync --frozen --no-dev --all-packages --no-install-workspace --python python3
 COPY . .
 RUN uv sync --frozen --no-dev --all-packages --python python3
@@ -44,7 +45,7 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     FX_HTTP_HOST=0.0.0.0 \
     FX_HTTP_PORT=8101
 USER fx
-EXPOSE 8101 8102 8103 8104
+EXPOSE 8101 8102 8103 8104 8105
 # Liveness; compose and the k8s manifests also probe /readyz (store and broker reachable).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['FX_HTTP_PORT'], timeout=3)"]

@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down reset logs status demo bench contracts contracts-release contracts-check images engine-down migration test-cluster
+	up down reset logs status demo console bench contracts contracts-release contracts-check images engine-down migration test-cluster
 
 deps:
 	deploy/install-deps.sh
@@ -116,9 +116,15 @@ status:
 
 # A fresh machine to a finished scenario: installs, starts the infrastructure, runs the
 # four services on the simulated clock (isolated topics) and prints what happened.
+# KEEP=1: afterwards the cluster and the console stay up (URLs and sign-ins printed; Ctrl-C).
+KEEP ?=
 demo: deps infra-up
 	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) REDIS_URL=$(REDIS_URL) \
-	uv run python -m demo.scenario
+	uv run python -m demo.scenario $(if $(KEEP),--keep)
+
+# The scenario, then the cluster and the console stay up (the same as `make demo KEEP=1`).
+console:
+	$(MAKE) demo KEEP=1
 
 # Throughput/latency/RSS of each service against a bare passthrough (prints; never fails on speed).
 BENCH_EVENTS ?= 20000

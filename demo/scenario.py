@@ -3,6 +3,7 @@ the candidate qualifies, the orders complete, the after-sales hold passes on the
 clock, and the commission lands in the payout ledger.
 
     uv run python -m demo.scenario        (needs the broker: KAFKA_BOOTSTRAP_SERVERS)
+    uv run python -m demo.scenario --keep (then the cluster and the console stay up: Ctrl-C)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from demo.cluster import Cluster
+from demo.keep import stay_up
 from fx_common.contracts import topics
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
 from fx_common.envelope import DecodeError, Event, UnknownEventType, decode, encode, make_event
@@ -296,7 +298,8 @@ def report_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-async def main() -> int:
+async def main(keep: bool = False) -> int:
+    """The scenario; with `keep` (`make demo KEEP=1`) the cluster and the console stay up."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     namespace = f"demo-{uuid.uuid4().hex[:6]}."
     with tempfile.TemporaryDirectory(prefix="fx-demo-") as tmp:
@@ -307,12 +310,13 @@ async def main() -> int:
         print(f"Starting the four services (topics prefixed {namespace!r}, simulated clock)…")
         cluster.start_all()
         try:
-            outcome = await Scenario(cluster).run()
+            print_report(await Scenario(cluster).run())
+            if keep:
+                await stay_up(cluster)
         finally:
             cluster.stop_all()
-    print_report(outcome)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(keep="--keep" in sys.argv[1:])))

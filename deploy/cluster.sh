@@ -6,7 +6,8 @@
 # FX_VAR (default <repo>/var) holds pid files, logs and the SQLite stores, one directory per
 # topic namespace: FX_VAR_DIR defaults to $FX_VAR/stores/<FX_TOPIC_NAMESPACE> (`default` for
 # the empty namespace), and a store directory written under another namespace is refused.
-# Stores are upgraded at start (FX_MIGRATE=auto, a local run); ports are FX_HTTP_PORT_BASE+1…4.
+# Stores are upgraded at start (FX_MIGRATE=auto, a local run); ports are FX_HTTP_PORT_BASE+1…4,
+# and the console (fx-console, over the four) on FX_HTTP_PORT_BASE+5.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FX_VAR="$(realpath -m "${FX_VAR:-$PWD/var}")"
@@ -75,10 +76,31 @@ up() {
         done
         echo "cluster: $s ready on :${PORTS[$s]}"
     done
+    start_console
+}
+
+# The console (fx-console) on base+5 over the four services: no store, started once they answer.
+start_console() {
+    local port=$((base + 5))
+    if alive console; then echo "cluster: console already running (pid $(cat "$run/console.pid"))"; return 0; fi
+    FX_HTTP_PORT="$port" \
+        FX_REFERRAL_BINDING_URL="http://127.0.0.1:${PORTS[referral-binding]}" \
+        FX_QUALIFICATION_URL="http://127.0.0.1:${PORTS[qualification]}" \
+        FX_COMMISSION_URL="http://127.0.0.1:${PORTS[commission]}" \
+        FX_PAYOUT_URL="http://127.0.0.1:${PORTS[payout]}" \
+        nohup .venv/bin/fx-console >>"$logs/console.log" 2>&1 &
+    echo $! >"$run/console.pid"
+    local deadline=$((SECONDS + 30))
+    until curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
+        if ! alive console; then echo "cluster: console exited; last log lines:" >&2; tail -20 "$logs/console.log" >&2; exit 1; fi
+        if ((SECONDS > deadline)); then echo "cluster: console not up in time" >&2; exit 1; fi
+        sleep 0.3
+    done
+    echo "cluster: console ready on http://127.0.0.1:$port (sign in on /signin)"
 }
 
 down() {
-    for s in "${SERVICES[@]}"; do
+    for s in console "${SERVICES[@]}"; do
         alive "$s" || { rm -f "$run/$s.pid"; continue; }
         local pid; pid="$(cat "$run/$s.pid")"
         kill -TERM "$pid" 2>/dev/null || true
@@ -110,6 +132,6 @@ case "${1:-}" in
     down) down ;;
     reset) reset ;;
     logs) tail -n "${LINES:-50}" -F "$logs"/*.log ;;
-    status) for s in "${SERVICES[@]}"; do alive "$s" && echo "$s: running" || echo "$s: stopped"; done ;;
+    status) for s in "${SERVICES[@]}" console; do alive "$s" && echo "$s: running" || echo "$s: stopped"; done ;;
     *) echo "usage: $0 up|down|reset|logs|status" >&2; exit 2 ;;
 esac

@@ -210,9 +210,25 @@ def test_only_the_topic_browser_publishes_a_host_port(
     services: dict[str, dict[str, Any]],
 ) -> None:
     published = {name for name, svc in services.items() if svc.get("ports")}
-    # Grafana (profile `observability`) is one UI like the topic browser; nothing scales it.
-    assert published == {TOPIC_BROWSER, "grafana"}
+    # Grafana (profile `observability`) and the console are UIs like the topic browser;
+    # nothing scales them. The console is published on the host's loopback only.
+    assert published == {TOPIC_BROWSER, "grafana", "console"}
+    assert services["console"]["ports"] == ["127.0.0.1:8105:8105"]
     assert services[TOPIC_BROWSER]["ports"] == ["8080:8080"]
+
+
+def test_the_console_calls_the_services_in_the_network(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    console = services["console"]
+    assert console["command"] == ["fx-console"] and console["image"] == "${FX_IMAGE:-fenxiao:local}"
+    assert console["profiles"] == ["console"], "opt-in: make compose-test runs the services"
+    env = environment(console)
+    for name, port in FX_SERVICES.items():
+        variable = f"FX_{name.replace('-', '_').upper()}_URL"
+        assert env[variable] == f"http://{name}:{port}"
+        assert console["depends_on"][name] == {"condition": "service_healthy"}
+    assert "DATABASE_URL" not in env and "KAFKA_BOOTSTRAP_SERVERS" not in env, "no store, no broker"
 
 
 def test_dockerfile_builds_the_workspace() -> None:

@@ -189,9 +189,14 @@ def test_kustomization_lists_every_manifest_except_the_secret_example() -> None:
 def test_every_kind_is_expected_and_no_hpa_beside_keda() -> None:
     kinds = Counter(m.kind for m in MANIFESTS)
     per_service = {"Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "Job"}
-    assert kinds == Counter(
-        {"Namespace": 1, "ConfigMap": 1, "Secret": 1}
-        | {kind: len(SERVICES) for kind in per_service}
+    console = Counter({"Deployment": 1, "Service": 1, "PodDisruptionBudget": 1})
+    assert (
+        kinds
+        == Counter(
+            {"Namespace": 1, "ConfigMap": 1, "Secret": 1}
+            | {kind: len(SERVICES) for kind in per_service}
+        )
+        + console
     )
     assert not [m for m in MANIFESTS if m.kind == "HorizontalPodAutoscaler"]
 
@@ -247,6 +252,22 @@ def test_readme_tells_how_to_create_the_secret_and_apply() -> None:
     assert "kubectl apply -k deploy/k8s" in readme
     for word in (SECRET, "FX_JWT_SECRET", *(database_url_key(s) for s in SERVICES)):
         assert word in readme, word
+
+
+def test_the_console_calls_each_service_through_its_service() -> None:
+    ctr = container("console")
+    assert ctr["command"] == ["fx-console"] and ctr["image"] == IMAGE
+    assert http_port("console") == 8105
+    env = env_of(ctr)
+    for service in SERVICES:
+        url = urlsplit(env[f"FX_{service.replace('-', '_').upper()}_URL"]["value"])
+        assert url.hostname == find("Service", service).name
+        assert url.port == http_port(service) == DEFAULT_PORTS[service]
+    for key in ("FX_JWT_SECRET", "FX_CONSOLE_CSRF_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": key}
+        assert secret_keys()[key]
+    assert "DATABASE_URL" not in env, "the console has no store"
+    assert find("Service", "console").doc["spec"]["ports"][0]["port"] == 8105
 
 
 # --- per service ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,6 +82,11 @@ async def end_offset(bootstrap: str, topic: str) -> int:
         await kafka.stop()
 
 
+def page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return str(answer.read().decode())
+
+
 async def test_stores_follow_the_namespace_and_reset_starts_from_nothing(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
@@ -93,6 +99,7 @@ async def test_stores_follow_the_namespace_and_reset_starts_from_nothing(
         "FX_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "FX_UP_TIMEOUT": "240",
     }
+    console = f"http://127.0.0.1:{int(common['FX_HTTP_PORT_BASE']) + 5}"
     env_a = {**common, "FX_TOPIC_NAMESPACE": first}
     env_b = {**common, "FX_TOPIC_NAMESPACE": second}
     stores_a, stores_b = tmp_path / "stores" / first, tmp_path / "stores" / second
@@ -105,10 +112,15 @@ async def test_stores_follow_the_namespace_and_reset_starts_from_nothing(
         assert {p.name for p in stores_a.glob("*.db")} == {
             s.replace("-", "_") + ".db" for s in SERVICES
         }
+        # The console runs beside the services (base + 5), over them.
+        assert f"console ready on {console}" in started.stdout
+        assert "Local sign-in" in page(f"{console}/signin")
+        assert "console: running" in cluster("status", env_a).stdout
         await publish(bootstrap, first + MALL_SHARES, [share])
         wait_inbox(stores_a / "referral_binding.db", share.id)
         cache.set(f"{first}rb:binding:u-cached", b"{}")
         assert cluster("down", env_a).returncode == 0
+        assert "console: stopped" in cluster("status", env_a).stdout
 
         # Another namespace on the first one's stores is refused, and nothing starts.
         borrowed = cluster("up", {**env_b, "FX_VAR_DIR": str(stores_a)})
