@@ -1,5 +1,5 @@
 """fxctl: the engineer's CLI of fenxiao (topics, tail, trace, dlq, ignored, replay, clock,
-publish, simulate, doctor). Every command talks to `--bootstrap` and prefixes topics and
+publish, simulate, doctor, ops). Every command talks to `--bootstrap` and prefixes topics and
 consumer groups with `--namespace`, like the services do with FX_TOPIC_NAMESPACE."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fxctl import (
     dlq,
     doctor,
     ignored_cmd,
+    ops_cmd,
     publish,
     replay_cmd,
     simulate,
@@ -53,3 +54,4 @@ app.add_typer(clock_cmd.app, name="clock")
 app.command()(publish.publish)
 app.command()(simulate.simulate)
 app.command()(doctor.doctor)
+app.add_typer(ops_cmd.app, name="ops")
