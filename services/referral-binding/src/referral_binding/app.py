@@ -20,6 +20,7 @@ from fx_common.runtime import ServiceSpec
 from fx_common.settings import MAX_PERIOD, ServiceSettings
 from referral_binding import domain, handlers, store
 from referral_binding.api import router
+from referral_binding.binding_modes import BindingMode
 from referral_binding.cache import BindingCache
 from referral_binding.late_visits import DEFAULT_LATE_VISIT_HORIZON
 
@@ -42,6 +43,9 @@ class ReferralBindingSettings(ServiceSettings):
     # `FX_SELF_ATTRIBUTION` (an eligible buyer's own orders are theirs, basis `self`).
     bind_candidates: bool = True
     self_attribution: bool = True
+    # `FX_BINDING_MODE` (docs/domain.md §2.6): `protection` (the seed's), `permanent`,
+    # `overwrite`.
+    binding_mode: BindingMode = BindingMode.PROTECTION
     # `FX_LATE_VISIT_HORIZON` (24 h; seconds or ISO 8601, 0 turns it off): a visit processed
     # after unattributed orders of its visitor paid less than this after it binds as of its
     # time and attributes them (`referral_binding.late_visits`).
@@ -51,7 +55,9 @@ class ReferralBindingSettings(ServiceSettings):
 
     def rules(self) -> domain.Rules:
         return domain.Rules(
-            bind_candidates=self.bind_candidates, self_attribution=self.self_attribution
+            bind_candidates=self.bind_candidates,
+            self_attribution=self.self_attribution,
+            binding_mode=self.binding_mode,
         )
 
     @field_validator("protection_period", "late_visit_horizon", mode="before")

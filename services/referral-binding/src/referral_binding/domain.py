@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from referral_binding.binding_modes import PERMANENT_UNTIL, BindingMode
+
 DEFAULT_PROTECTION_PERIOD = timedelta(days=180)
 
 
@@ -34,6 +36,14 @@ class Rules:
     candidate's share link still earns the attribution of the order, without a binding)."""
     self_attribution: bool = True
     """Whether an eligible buyer's own orders are attributed to them (basis `self`)."""
+    binding_mode: BindingMode = BindingMode.PROTECTION
+    """How long a binding protects the customer, and whether another sharer may take over."""
+
+    def protection_end(self, start: datetime, period: timedelta) -> datetime:
+        """The end of a protection starting (or extended) at `start`."""
+        if self.binding_mode is BindingMode.PERMANENT:
+            return PERMANENT_UNTIL
+        return start + period
 
 
 DEFAULT_RULES = Rules()
@@ -101,6 +111,7 @@ class Eligibility:
 class ReleaseReason(StrEnum):
     EXPIRED = "expired"
     DISTRIBUTOR_INELIGIBLE = "distributor_ineligible"
+    OVERWRITTEN = "overwritten"  # `overwrite` mode: another sharer's visit re-bound the customer
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,7 @@ class CustomerBindings:
         period: timedelta,
         distributor: Eligibility,
         order_id: str | None = None,
+        rules: Rules = DEFAULT_RULES,
     ) -> list[BindingEvent]:
         """Bind at `at`; the caller has checked there is no protection at `at` and no later
         decision. Learnt-late ineligibility of the distributor releases it straight away."""
@@ -222,7 +234,7 @@ class CustomerBindings:
             distributor_id=distributor_id,
             share_id=share_id,
             bound_at=at,
-            protected_until=at + period,
+            protected_until=rules.protection_end(at, period),
             order_id=order_id,
         )
         self._put(binding)
@@ -240,8 +252,12 @@ class CustomerBindings:
         paid_at: datetime,
         period: timedelta,
         distributor: Eligibility,
+        rules: Rules = DEFAULT_RULES,
     ) -> list[BindingEvent]:
-        """A paid order inside the protection moves its end to `max(end, paid_at + period)`."""
+        """A paid order inside the protection moves its end to `max(end, paid_at + period)`;
+        a permanent binding has nothing to extend (no event)."""
+        if rules.binding_mode is BindingMode.PERMANENT:
+            return []
         extended = replace(binding, protected_until=max(binding.protected_until, paid_at + period))
         self._put(extended)
         events: list[BindingEvent] = [BindingExtended(extended, order_id, paid_at)]
@@ -250,6 +266,12 @@ class CustomerBindings:
             self._put(released.binding)
             events.append(released)
         return events
+
+    def overwrite(self, binding: Binding, at: datetime) -> BindingReleased:
+        """Release `binding` at `at`: another sharer's visit re-binds the customer then."""
+        released = replace(binding, released_at=at, release_reason=ReleaseReason.OVERWRITTEN)
+        self._put(released)
+        return BindingReleased(released)
 
     def _put(self, binding: Binding) -> None:
         self.bindings = [b for b in self.bindings if b.binding_id != binding.binding_id]
@@ -311,10 +333,18 @@ def decide_visit(
     if current is not None:
         same = current.distributor_id == sharer_id
         outcome = VisitOutcome.ALREADY_BOUND if same else VisitOutcome.CONTESTED
+        if outcome is VisitOutcome.CONTESTED and _overwrites(customer, visited_at, rules):
+            outcome = VisitOutcome.BOUND  # `overwrite`: `protected_by` is released at the visit
         return VisitDecision(outcome, protected_by=current)
     if customer.decided_after(visited_at):
         return VisitDecision(VisitOutcome.LATE)
     return VisitDecision(VisitOutcome.BOUND)
+
+
+def _overwrites(customer: CustomerBindings, visited_at: datetime, rules: Rules) -> bool:
+    """In `overwrite`, a contested visit re-binds unless something about the customer was
+    decided after it (re-binding then would rewrite published history: it stays contested)."""
+    return rules.binding_mode is BindingMode.OVERWRITE and not customer.decided_after(visited_at)
 
 
 # --- attribution ----------------------------------------------------------------------------
@@ -394,7 +424,11 @@ def visit(
     if decision.outcome is not VisitOutcome.BOUND:
         return VisitResult(decision, [])
     events: list[BindingEvent] = [*customer.expire_until(visited_at)]
-    events += customer.bind(binding_id, sharer_id, share_id, visited_at, period, sharer)
+    if decision.protected_by is not None:
+        events.append(customer.overwrite(decision.protected_by, visited_at))
+    events += customer.bind(
+        binding_id, sharer_id, share_id, visited_at, period, sharer, rules=rules
+    )
     return VisitResult(decision, events)
 
 
@@ -439,7 +473,7 @@ def order_paid(
     )
     if protected is not None:
         distributor = eligibility_of(protected.distributor_id)
-        events = customer.extend(protected, order_id, paid_at, period, distributor)
+        events = customer.extend(protected, order_id, paid_at, period, distributor, rules)
         return OrderResult(attribution, protected.binding_id, events)
     if (
         attribution is None
@@ -458,6 +492,7 @@ def order_paid(
         period,
         eligibility_of(attribution.distributor_id),
         order_id=order_id,
+        rules=rules,
     )
     return OrderResult(attribution, binding_id, events)
 

@@ -91,7 +91,9 @@ def bind_late(
     order. The caller has checked `may_bind_late` and that the visit binds by §2.1."""
     sharer = eligibility_of(sharer_id)
     events: list[BindingEvent] = [*customer.expire_until(visited_at)]
-    events += customer.bind(binding_id, sharer_id, share_id, visited_at, period, sharer)
+    events += customer.bind(
+        binding_id, sharer_id, share_id, visited_at, period, sharer, rules=rules
+    )
     done: list[LateAttribution] = []
     for order in sorted(later_orders, key=lambda o: (o.paid_at, o.order_id)):
         protected = customer.protected_at(order.paid_at)
@@ -109,6 +111,8 @@ def bind_late(
             sharer=None,
             rules=rules,
         )
-        extended = customer.extend(protected, order.order_id, order.paid_at, period, distributor)
+        extended = customer.extend(
+            protected, order.order_id, order.paid_at, period, distributor, rules
+        )
         done.append(LateAttribution(order, attribution, protected.binding_id, extended))
     return LateVisitResult(events, done)

@@ -52,9 +52,10 @@ class BindingExtended(ContractModel):
 
 
 class BindingReleased(ContractModel):
-    """A binding ended: its protection expired, or its distributor failed or was revoked."""
+    """A binding ended: its protection expired, its distributor failed or was revoked, or
+    (`FX_BINDING_MODE=overwrite`) another sharer's visit re-bound the customer."""
 
     binding_id: StrictId
     customer_id: StrictId
     distributor_id: StrictId
-    reason: Literal["expired", "distributor_ineligible"]
+    reason: Literal["expired", "distributor_ineligible", "overwritten"]
