@@ -32,11 +32,11 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 class Harness:
     """Builds upstream records and runs them; reads back the store and the outbox."""
 
-    def __init__(self, engine: Engine, period: timedelta = PERIOD) -> None:
+    def __init__(self, engine: Engine, period: timedelta = PERIOD, **configured: Any) -> None:
         self.engine = engine
         self.period = period
         # No Redis: these stores are many and short-lived; the cache has its own tests.
-        settings = ReferralBindingSettings(protection_period=period, redis_url="")
+        settings = ReferralBindingSettings(protection_period=period, redis_url="", **configured)
         spec = spec_for(settings)
         self.processor = processor_for(spec, engine)
 
@@ -176,13 +176,14 @@ HarnessFactory = Callable[..., Harness]
 
 @pytest.fixture
 def new_harness(tmp_path: Path) -> Iterator[HarnessFactory]:
-    """`new_harness(name, period=PERIOD)`: a harness on its own fresh SQLite store
-    (`name=None`: in memory, for the many short-lived stores of hypothesis)."""
+    """`new_harness(name, period=PERIOD, **settings)`: a harness on its own fresh SQLite store
+    (`name=None`: in memory, for the many short-lived stores of hypothesis), configured with
+    `settings` (e.g. `binding_mode="overwrite"`)."""
     engines: list[Engine] = []
 
-    def new(name: str | None = "rb", period: timedelta = PERIOD) -> Harness:
+    def new(name: str | None = "rb", period: timedelta = PERIOD, **configured: Any) -> Harness:
         engines.append(make_engine(tmp_path / f"{name}.db" if name is not None else None))
-        return Harness(engines[-1], period)
+        return Harness(engines[-1], period, **configured)
 
     yield new
     for engine in engines:
