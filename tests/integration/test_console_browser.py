@@ -162,7 +162,7 @@ async def withdraw_twice_with_one_key(me: Page) -> None:
     await form.get_by_role("button").click()
     assert "已提交" in await flash(me)
     again = await me.request.post("/me/withdraw", form=fields)  # the same form sent again
-    assert again.ok
+    assert again.ok and "未重复提现" in await again.text()
     await me.goto("/me/withdraw")
     assert await me.locator("#history tr[data-withdrawal]").count() == 1
     await expect(me.locator("#on-hold")).to_have_text("¥30.00")

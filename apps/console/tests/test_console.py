@@ -136,6 +136,23 @@ def test_revoke_needs_a_reason_and_review_errors_are_plain(console: TestClient) 
     console.post("/ops/withdrawals/w-x/approve", data={"csrf": csrf})
     assert "no withdrawal w-x" in flash(console, None, "/ops/withdrawals")
     assert console.get("/ops/distributors/bad%20id").status_code == 422
+    console.post("/ops/distributors/u-9/appoint", data={"csrf": csrf, "reason": "partner"})
+    told = flash(console, None, "/ops/distributors/u-9")
+    assert told.startswith("error: Refused, nothing changed") and "appoint" in told
+
+
+def test_a_form_posted_from_another_site_is_refused(console: TestClient) -> None:
+    sign_in(console, "ops-1", "ops")
+    csrf = csrf_of(console.get("/ops/plan").text)
+    form = {"csrf": csrf, "version": "0", "scope": "sku", "key": "tea-oolong",
+            "rule": "rate_bps", "value": "1200"}  # fmt: skip
+    answer = console.post(
+        "/ops/plan/override", data=form, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 403 and "another site" in answer.text
+    assert 'id="latest">0<' in console.get("/ops/plan").text
+    same = console.post("/ops/plan/override", data=form, headers={"Origin": "http://testserver"})
+    assert same.status_code == 303
 
 
 def test_distributor_centre_pages_are_chinese_and_own_data_only(console: TestClient) -> None:

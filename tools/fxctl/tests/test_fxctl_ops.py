@@ -79,6 +79,8 @@ def test_confirm_and_revoke(served: dict[str, str]) -> None:
     assert code == 1 and "only a qualified distributor can be revoked" in out, out
     code, out = fxctl(served, "candidates", "--status", "assessing")
     assert "u-ops-1  assessing" in out, "the refused revocation changed nothing"
+    code, out = fxctl(served, "appoint", "u-ops-2", "--reason", "partner shop")
+    assert code == 1 and "appointments_off" in out  # the default mode is the assessment
 
 
 def test_plan_override_names_the_version_it_changes(served: dict[str, str]) -> None:

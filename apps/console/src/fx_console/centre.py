@@ -197,11 +197,13 @@ async def withdraw(request: Request) -> Response:
     if method not in METHODS:
         return done("/me/withdraw", "未提交：请选择提现方式。", ok=False)
     try:
-        await console_of(request).services.post(
-            "payout", "/v1/withdrawals", who.token,
+        answer = await console_of(request).services.call(
+            "payout", "POST", "/v1/withdrawals", who.token,
             json={"amount_fen": amount, "method": method, "account": account},
             headers={"Idempotency-Key": key},
         )  # fmt: skip
     except ApiFailure as exc:
         return done("/me/withdraw", f"提现未提交：{exc.message}", ok=False)
+    if answer.status_code == 200:  # the same request again: the withdrawal it made
+        return done("/me/withdraw", "这笔提现申请已提交过，未重复提现。")
     return done("/me/withdraw", "提现申请已提交。")

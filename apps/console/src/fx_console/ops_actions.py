@@ -86,6 +86,21 @@ async def revoke(request: Request, user_id: str) -> Response:
     )  # fmt: skip
 
 
+@router.post("/distributors/{user_id}/appoint")
+async def appoint(request: Request, user_id: str) -> Response:
+    """FX_QUALIFICATION_MODE=appointed: ops make the user a distributor (who and why kept)."""
+    who, form = await _form(request)
+    uid = _distributor_id(user_id)
+    reason = text_field(form, "reason", "A reason for the appointment")
+    call = console_of(request).services.post(
+        "qualification", f"/v1/distributors/{uid}/appoint", who.token, json={"reason": reason}
+    )
+    return await _send(
+        request, who, "appoint", user_id, f"/ops/distributors/{uid}", call,
+        f"{user_id} is appointed a distributor.",
+    )  # fmt: skip
+
+
 @router.post("/withdrawals/{withdrawal_id}/{action}")
 async def review(request: Request, withdrawal_id: str, action: str) -> Response:
     who, form = await _form(request)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -123,8 +123,9 @@ async def checked_form(request: Request, who: SignedIn) -> FormData:
     given = form.get("csrf")
     if not isinstance(given, str) or not hmac.compare_digest(given, who.csrf):
         raise Refused(403, "This form has expired or did not come from this console: reload it.")
+    # Behind a TLS-terminating proxy the scheme differs; the host must be this one.
     origin = request.headers.get("origin")
-    if origin and origin not in ("null", str(request.base_url).rstrip("/")):
+    if origin and urlsplit(origin).netloc != request.url.netloc:
         raise Refused(403, f"A form posted from another site ({origin}) is refused.")
     return form
 

@@ -122,6 +122,15 @@ def revoke(ctx: typer.Context, user: str,
 
 
 @app.command()
+def appoint(ctx: typer.Context, user: str,
+            reason: Annotated[str, typer.Option(help="Why (recorded).")]) -> None:  # fmt: skip
+    """Appoint a user a distributor (FX_QUALIFICATION_MODE=appointed; refused otherwise)."""
+    view = _ops(ctx).call("qualification", "POST", f"/v1/distributors/{_q(user)}/appoint",
+                          {"reason": reason})  # fmt: skip
+    console().print(f"{user}: {view['status']}")
+
+
+@app.command()
 def withdrawals(ctx: typer.Context, status: str = "requested", as_json: bool = False) -> None:
     """Withdrawals by status (default: waiting for review), newest first."""
     found = _ops(ctx).call("payout", "GET", f"/v1/withdrawals?status={_q(status)}")
