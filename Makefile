@@ -29,7 +29,8 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down reset logs status demo console bench contracts contracts-release contracts-check images engine-down migration test-cluster
+	up down reset logs status demo console bench bench-replay bench-scale bench-http \
+	contracts contracts-release contracts-check images engine-down migration test-cluster
 
 deps:
 	deploy/install-deps.sh
@@ -131,6 +132,21 @@ BENCH_EVENTS ?= 20000
 bench: deps infra-up
 	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
 	uv run python benchmarks/bench.py --events $(BENCH_EVENTS)
+
+# Replay speed of each service (`fxctl replay` into a fresh store), printed and saved.
+bench-replay: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
+	uv run python benchmarks/replay_bench.py --events $(BENCH_EVENTS)
+
+# commission and referral-binding with 1, 2, 3 replicas on Postgres, 6 partitions.
+bench-scale: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
+	uv run python benchmarks/scale_bench.py --events $(BENCH_EVENTS)
+
+# The checkout's read routes under wrk (200 connections) while the consumers run.
+bench-http: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) REDIS_URL=$(REDIS_URL) \
+	uv run python benchmarks/http_bench.py
 
 # Regenerate the JSON Schemas in contracts/ from the models (a test fails when they drift).
 contracts:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install what this project needs on a Debian machine: Redis, PostgreSQL, a JDK, Maven and
-# Prometheus (apt), uv (PyPI), the Python workspace with its dev tools (uv sync), the Kafka jars
-# (Maven Central) and ajv for the strict JSON Schema check of contracts/ (Node.js from apt, ajv
-# from npm).
+# Install what this project needs on a Debian machine: Redis, PostgreSQL, a JDK, Maven,
+# Prometheus and wrk (apt), uv (PyPI), the Python workspace with its dev tools (uv sync), the
+# Kafka jars (Maven Central) and ajv for the strict JSON Schema check of contracts/ (Node.js from
+# apt, ajv from npm).
 # Idempotent: whatever is already there is left alone. FX_DEPS=python installs only uv, the
 # workspace, ajv and Prometheus (`make test-containers` on a machine with Docker needs no Java,
 # Redis or Postgres; the alert-rule and dashboard tests need promtool and prometheus).
@@ -34,9 +34,11 @@ install_apt_packages() {
         command -v npm >/dev/null || missing+=(npm)
         # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
         command -v docker-compose >/dev/null || missing+=(docker-compose)
+        # Only for `make bench-http` (the HTTP load of benchmarks/http_bench.py).
+        command -v wrk >/dev/null || missing+=(wrk)
     fi
     if ((${#missing[@]} == 0)); then
-        echo "deps: system packages present (${1:-redis-server, postgresql, java, mvn, make, docker-compose, node, npm, prometheus})"
+        echo "deps: system packages present (${1:-redis-server, postgresql, java, mvn, make, docker-compose, node, npm, prometheus, wrk})"
         return 0
     fi
     if ((EUID != 0)); then

@@ -338,6 +338,8 @@ def test_dlq_topics_and_replay_with_the_referral_binding_service(
     replayed = fx("replay", "referral-binding", "--store", rebuilt, "--compare", live).stdout
     assert "replayed 5 record(s)" in replayed and "1 dead-lettered" in replayed
     assert "identical:" in replayed and "match the live store" in replayed
+    timing = r"replay took [\d.]+ s \(\d+ records/s\): reading [\d.]+ s, .* CPU s \(\d+ records per"
+    assert re.search(timing, replayed), replayed
     again = fx("replay", "referral-binding", "--store", rebuilt, code=2)
     assert "a replay goes into a fresh store" in again.output
 

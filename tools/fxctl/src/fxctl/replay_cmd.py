@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
@@ -93,6 +95,19 @@ def seed_plan_versions(spec: ServiceSpec, live_url: str, url: str) -> None:
         fresh.dispose()
 
 
+def _print_timing(out: Console, records: int, read: float, applied: float, cpu: float) -> None:
+    """One line tools can parse: records/s of the whole replay (reading + applying), and per
+    CPU second of this process (the figure that does not move with the machine's load)."""
+    total = read + applied
+    rate = records / total if total > 0 else 0.0
+    per_cpu = records / cpu if cpu > 0 else 0.0
+    out.print(
+        f"replay took {total:.2f} s ({rate:.0f} records/s): reading {read:.2f} s, "
+        f"applying {applied:.2f} s; {cpu:.2f} CPU s ({per_cpu:.0f} records per CPU second)",
+        soft_wrap=True,
+    )
+
+
 def default_store(service: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"sqlite:///{Path('var/replay') / f'{service}-{stamp}.db'}"
@@ -132,8 +147,10 @@ def replay_command(
         fail(str(exc))
     topics = [where.topic(t) for t in [*spec.topics, *([CLOCK] if simulated_clock else [])]]
     out = console()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with out.status(f"reading {', '.join(topics)} up to their end offsets…"):
         partitions = run(where, read_topics(where.bootstrap, topics))
+    read = time.perf_counter() - started
     total = sum(len(records) for records in partitions.values())
     if service == "commission" and compare_with is not None:
         seed_plan_versions(spec, compare_with, url)
@@ -153,6 +170,8 @@ def replay_command(
             clock_start=start,
             progress=lambda n: progress.advance(task, n),
         )
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    _print_timing(out, result.records, read, elapsed - read, cpu)
     out.print(
         f"replayed {result.records} record(s) into {url}: {result.applied} applied, "
         f"{result.duplicates} duplicate(s), {result.dead_lettered} dead-lettered, "

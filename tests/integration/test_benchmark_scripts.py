@@ -1,0 +1,50 @@
+"""The replay and scale-out benchmarks run end to end at a trivial size (figures not checked:
+benchmarks are never timed tests). The HTTP benchmark needs a staged cluster and wrk: it is
+run by hand (`make bench-http`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from demo.cluster import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def bench(script: str, *args: str, env: dict[str, str]) -> str:
+    command = [sys.executable, str(REPO / "benchmarks" / script), *args]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, timeout=300
+    )
+    assert done.returncode == 0, f"{script}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_replay_bench_replays_and_saves_its_run(bootstrap: str, tmp_path: Path) -> None:
+    saved = tmp_path / "replay.json"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    out = bench("replay_bench.py", "--events", "20", "--services", "payout",
+                "--save", str(saved), env=env)  # fmt: skip
+    assert "replay payout: " in out and " events/s" in out
+    run = json.loads(saved.read_text())
+    assert run["kind"] == "replay" and run["results"]["payout"]["events"] == 20
+    assert run["results"]["payout"]["cpu_seconds"] > 0
+
+
+def test_scale_bench_drains_with_one_replica_on_postgres(bootstrap: str, tmp_path: Path) -> None:
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not server:
+        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
+    saved = tmp_path / "scale.json"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "FX_TEST_POSTGRES_URL": server}
+    out = bench("scale_bench.py", "--events", "30", "--services", "commission",
+                "--replicas", "1", "--save", str(saved), env=env)  # fmt: skip
+    assert "scale commission x1: " in out
+    result = json.loads(saved.read_text())["results"]["commission x1"]
+    assert result["events"] == 30 and result["events_per_s"] > 0
