@@ -12,7 +12,9 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +26,7 @@ from sqlalchemy import create_engine, text
 
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
 from fx_common.envelope import Event, encode, make_event
+from fx_common.runtime import all_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -260,3 +263,22 @@ async def wait_group(bootstrap: str, group: str, members: int, timeout: float = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{group}: {state}, expected Stable with {members} members")
         await asyncio.sleep(0.5)
+
+
+@asynccontextmanager
+async def namespace(bootstrap: str, kind: str, partitions: int) -> AsyncIterator[str]:
+    """A fresh topic namespace with every topic (`partitions` each), deleted afterwards: the
+    shared broker keeps no benchmark's topics."""
+    ns = f"bench-{kind}-{uuid.uuid4().hex[:8]}."
+    await ensure_topics(bootstrap, [ns + t for t in all_topics()], partitions)
+    try:
+        yield ns
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            doomed = [t for t in await admin.list_topics() if t.startswith(ns)]
+            if doomed:
+                await admin.delete_topics(doomed)
+        finally:
+            await admin.close()

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from fxbench import (
     distributors,
     machine,
     machine_note,
+    namespace,
     now,
     paid,
     publish,
@@ -50,7 +50,6 @@ from fxbench import (
 )
 
 from fx_common.http import issue_token
-from fx_common.runtime import all_topics, ensure_topics
 
 BUYERS, APPLIED = 1000, 200
 SERVICES = ("referral-binding", "qualification", "commission")
@@ -234,10 +233,18 @@ async def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("http_bench: wrk is missing (deploy/install-deps.sh installs it from Debian)")
     args.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    ns, load = f"bench-http-{uuid.uuid4().hex[:8]}.", machine()
-    print(f"HTTP benchmark on {args.bootstrap}, namespace {ns!r}", flush=True)
+    load = machine()
+    print(f"HTTP benchmark on {args.bootstrap}", flush=True)
     print(machine_note(load), flush=True)
-    await ensure_topics(args.bootstrap, [ns + t for t in all_topics()], 3)
+    async with namespace(args.bootstrap, "http", 3) as ns:
+        results = await run(args, ns)
+    report(results, args)
+    document = {"kind": "http", "duration": args.duration, "connections": args.connections,
+                "rate": args.rate, "machine": load, "results": results}  # fmt: skip
+    save_and_compare("http", document, "requests_per_s", args.save, args.compare)
+
+
+async def run(args: argparse.Namespace, ns: str) -> dict[str, dict[str, Any]]:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "routes.lua"
@@ -252,10 +259,7 @@ async def main() -> None:
                 results[route] = result
         finally:
             await asyncio.to_thread(stack.stop)
-    report(results, args)
-    document = {"kind": "http", "duration": args.duration, "connections": args.connections,
-                "rate": args.rate, "machine": load, "results": results}  # fmt: skip
-    save_and_compare("http", document, "requests_per_s", args.save, args.compare)
+    return results
 
 
 if __name__ == "__main__":

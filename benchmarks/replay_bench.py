@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from fxbench import (
     distributors,
     machine,
     machine_note,
+    namespace,
     now,
     paid,
     publish,
@@ -45,7 +45,6 @@ from fxbench import (
 )
 
 from fx_common.envelope import Event
-from fx_common.runtime import all_topics, ensure_topics
 
 TARGET = 10_000
 TIMING = re.compile(
@@ -88,12 +87,11 @@ def replay(bootstrap: str, ns: str, service: str, store: str) -> dict[str, Any]:
 
 
 async def run(bootstrap: str, service: str, events: int, workdir: Path) -> dict[str, Any]:
-    ns = f"bench-replay-{uuid.uuid4().hex[:8]}."
-    await ensure_topics(bootstrap, [ns + t for t in all_topics()], 6)
-    stage, measured = workload(service)
-    await publish(bootstrap, ns, [*stage, *(measured(i) for i in range(events))])
-    store = f"sqlite:///{workdir / (service + '.db')}"
-    return await asyncio.to_thread(replay, bootstrap, ns, service, store)
+    async with namespace(bootstrap, "replay", 6) as ns:
+        stage, measured = workload(service)
+        await publish(bootstrap, ns, [*stage, *(measured(i) for i in range(events))])
+        store = f"sqlite:///{workdir / (service + '.db')}"
+        return await asyncio.to_thread(replay, bootstrap, ns, service, store)
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:

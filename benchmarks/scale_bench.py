@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from fxbench import (
     drain_seconds,
     machine,
     machine_note,
+    namespace,
     now,
     paid,
     publish,
@@ -47,7 +47,6 @@ from sqlalchemy.engine import make_url
 
 from fx_common.contracts.topics import consumer_group
 from fx_common.envelope import Event
-from fx_common.runtime import all_topics, ensure_topics
 from fx_common.testing import fresh_postgres_database
 
 PARTITIONS = 6
@@ -128,21 +127,24 @@ def _unpublished(url: str) -> int:
 async def run(
     bootstrap: str, server: str, service: str, count: int, events: int, logs: Path
 ) -> dict[str, Any]:
-    ns = f"bench-scale-{uuid.uuid4().hex[:8]}."
-    await ensure_topics(bootstrap, [ns + t for t in all_topics()], PARTITIONS)
-    with fresh_postgres_database(server, "fx_scale") as url:
-        env = {**service_env(bootstrap, ns, url), "FX_TOPIC_PARTITIONS": str(PARTITIONS)}
-        replicas = [
-            Service(service, env, logs / f"{service}-{count}-{k}.log") for k in range(count)
-        ]
-        try:
-            for replica in replicas:
-                await asyncio.to_thread(replica.wait_ready)
-            await wait_group(bootstrap, ns + consumer_group(service), count)
-            return await drain(bootstrap, ns, service, url, replicas, events)
-        finally:
-            for replica in replicas:
-                await asyncio.to_thread(replica.stop)
+    async with namespace(bootstrap, "scale", PARTITIONS) as ns:
+        with fresh_postgres_database(server, "fx_scale") as url:
+            return await run_replicas(bootstrap, ns, url, service, count, events, logs)
+
+
+async def run_replicas(
+    bootstrap: str, ns: str, url: str, service: str, count: int, events: int, logs: Path
+) -> dict[str, Any]:
+    env = {**service_env(bootstrap, ns, url), "FX_TOPIC_PARTITIONS": str(PARTITIONS)}
+    replicas = [Service(service, env, logs / f"{service}-{count}-{k}.log") for k in range(count)]
+    try:
+        for replica in replicas:
+            await asyncio.to_thread(replica.wait_ready)
+        await wait_group(bootstrap, ns + consumer_group(service), count)
+        return await drain(bootstrap, ns, service, url, replicas, events)
+    finally:
+        for replica in replicas:
+            await asyncio.to_thread(replica.stop)
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
