@@ -189,8 +189,9 @@ def parse(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def drain_seconds(url: str, ids: set[str]) -> float:
-    """From the first of `ids` processed to the last output they caused being published."""
+def drain_times(url: str, ids: set[str]) -> tuple[float, float, float]:
+    """Of `ids`: when the first was processed, when the last was, and when the last output they
+    caused was published (the last processed when they caused none)."""
     engine = create_engine(url)
     with engine.connect() as conn:
         inbox = conn.execute(text("SELECT ce_id, processed_at FROM fx_inbox")).all()
@@ -200,7 +201,13 @@ def drain_seconds(url: str, ids: set[str]) -> float:
     engine.dispose()
     processed = [parse(at).timestamp() for ce_id, at in inbox if ce_id in ids]
     published = [parse(at).timestamp() for cause, at in outbox if cause in ids and at]
-    return max([*processed, *published]) - min(processed)
+    return min(processed), max(processed), max([*processed, *published])
+
+
+def drain_seconds(url: str, ids: set[str]) -> float:
+    """From the first of `ids` processed to the last output they caused being published."""
+    first, _, last = drain_times(url, ids)
+    return last - first
 
 
 def machine() -> dict[str, Any]:

@@ -9,7 +9,8 @@ partitions): the replicas start (each its own process and HTTP port, one consume
 the group is waited Stable with that many members, then N events are published and drained.
 events/s = N / (first event processed → last output published). Printed per run: events/s,
 the speed-up over one replica, the CPU seconds the replicas used, the cores they kept busy,
-the whole machine's busy share over the run, and one line tools can parse:
+the whole machine's busy share over the run, the relay tail (last event processed → its last
+output published), and one line tools can parse:
 `scale NAME xK: N events/s`. Saved as benchmarks/results/scale-<stamp>.json and compared
 with the previous run.
 """
@@ -30,7 +31,7 @@ from fxbench import (
     Service,
     attributed,
     distributors,
-    drain_seconds,
+    drain_times,
     machine,
     machine_note,
     namespace,
@@ -84,7 +85,8 @@ async def drain(
     machine_busy = psutil.cpu_percent() / 100
     cpu = sum(r.cpu_seconds() for r in replicas) - cpu_before
     others = {k: v - others_before[k] for k, v in infra_cpu_seconds(ports).items()}
-    seconds = drain_seconds(url, {e.id for e in work})
+    first, processed, published = drain_times(url, {e.id for e in work})
+    seconds = published - first
     return {
         "events": events,
         "seconds": seconds,
@@ -92,6 +94,7 @@ async def drain(
         "replica_cpu_seconds": cpu,
         "replica_cores_busy": cpu / seconds,
         "machine_busy": machine_busy,
+        "relay_tail_seconds": published - processed,
         "postgres_cpu_seconds": others["postgres"],
         "kafka_cpu_seconds": others["kafka"],
     }
@@ -150,7 +153,7 @@ async def run_replicas(
 def report(results: dict[str, dict[str, Any]]) -> None:
     print(f"\n{'run':24} {'events/s':>9} {'speed-up':>9} {'replica CPU s':>14} "
           f"{'per CPU s':>10} {'cores busy':>11} {'machine busy':>13} {'pg CPU s':>9} "
-          f"{'kafka CPU s':>12}")  # fmt: skip
+          f"{'kafka CPU s':>12} {'relay tail s':>13}")  # fmt: skip
     for name, r in results.items():
         one = results.get(name.rsplit(" x", 1)[0] + " x1")
         speedup = f"{r['events_per_s'] / one['events_per_s']:.2f}x" if one else "-"
@@ -158,13 +161,15 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             f"{name:24} {r['events_per_s']:>9.0f} {speedup:>9} {r['replica_cpu_seconds']:>14.1f} "
             f"{r['events'] / r['replica_cpu_seconds']:>10.0f} {r['replica_cores_busy']:>11.2f} "
             f"{r['machine_busy']:>13.0%} "
-            f"{r['postgres_cpu_seconds']:>9.1f} {r['kafka_cpu_seconds']:>12.1f}"
+            f"{r['postgres_cpu_seconds']:>9.1f} {r['kafka_cpu_seconds']:>12.1f} "
+            f"{r['relay_tail_seconds']:>13.1f}"
         )
     print(
         "per CPU s: events per CPU second of the replicas; cores busy: their CPU seconds per "
         "second of the drain (2 = both cores); machine busy: every process on the machine "
         "(other work, Postgres, Kafka included); pg / kafka CPU s: the servers' processes over "
-        "the drain (every client's work)"
+        "the drain (every client's work); relay tail: from the last event processed to its "
+        "last output published (the outbox relay runs on one replica)"
     )
 
 
