@@ -29,6 +29,8 @@ DISTRIBUTOR, BUYER = "u-tea", "c-zhang"
 
 @pytest.fixture
 async def browser(screenshots: Path) -> AsyncIterator[Browser]:
+    # A loaded CI machine answers a form in more than the default 5 s now and then.
+    expect.set_options(timeout=20_000)
     async with async_playwright() as p:
         launched = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                            args=["--no-sandbox"])  # fmt: skip
