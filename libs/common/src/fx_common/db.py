@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, event, func, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Row, event, func, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
@@ -148,14 +149,12 @@ def outbox_backlog(session: Session) -> int:
     return int(session.exec(query).one())
 
 
-def pending_outbox(session: Session, limit: int) -> list[OutboxRecord]:
-    query = (
-        select(OutboxRecord)
-        .where(OutboxRecord.published_at.is_(None))  # type: ignore[union-attr]
-        .order_by(OutboxRecord.id)  # type: ignore[arg-type]
-        .limit(limit)
-    )
-    return list(session.exec(query))
+def pending_outbox(session: Session, limit: int) -> list[Row[Any]]:
+    """The next `limit` unpublished rows, oldest first, as plain rows (the relay reads each
+    once: no ORM objects to build and track)."""
+    table = OutboxRecord.__table__  # type: ignore[attr-defined]
+    query = sa_select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(limit)
+    return list(session.connection().execute(query).all())
 
 
 def mark_published(session: Session, ids: Sequence[int], at: datetime) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from fx_common import bulk
+
 # SQLite limits the bound parameters of one statement; `IN` lists stay below it.
 CHUNK = 500
 
@@ -86,7 +88,7 @@ class ChangedRows:
                     )
             self._stored[key] = row
         if created:
-            connection.execute(sa.insert(self.table), created)
+            bulk.insert_rows(connection, self.table, created)
         by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
         for rows in changed.values():
             connection.execute(by_key, rows)

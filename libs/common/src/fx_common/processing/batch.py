@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from fx_common import db, metrics, tracing
+from fx_common import bulk, db, metrics, tracing
 from fx_common.clock import SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.envelope import DecodeError, Event, UnknownEventType, decode
@@ -120,8 +119,9 @@ class BatchProcessor:
                 self._one(batch, item, rejected)
             CURRENT_EVENT.set(None)
             if batch.inbox_rows:
-                session.connection().execute(
-                    insert(db.InboxRecord.__table__),  # type: ignore[attr-defined]
+                bulk.insert_rows(
+                    session.connection(),
+                    db.InboxRecord.__table__,  # type: ignore[attr-defined]
                     batch.inbox_rows,
                 )
             batch.outcome.published = batch.uow.flush()

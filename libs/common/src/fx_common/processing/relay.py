@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from sqlalchemy import Row
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -132,7 +133,7 @@ class OutboxRelay:
                 ops_metrics.published(self.service, row.ce_type, row.value)
         return len(rows)
 
-    def _load(self) -> list[db.OutboxRecord]:
+    def _load(self) -> list[Row[Any]]:
         with Session(self.engine) as session:
             rows = db.pending_outbox(session, self.batch)
             session.expunge_all()

@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import insert
 from sqlmodel import Session, SQLModel
 
-from fx_common import db, tracing
+from fx_common import bulk, db, tracing
 from fx_common.clock import SystemClock
 from fx_common.contracts.base import ContractModel
 from fx_common.contracts.registry import key_for
@@ -159,9 +158,9 @@ class UnitOfWork:
             write()
         connection = self.session.connection()
         for table, rows in self._staged.items():
-            connection.execute(insert(table.__table__), rows)
+            bulk.insert_rows(connection, table.__table__, rows)
         self._staged = {}
         staged, self._outbox = self._outbox, []
         if staged:
-            connection.execute(insert(db.OutboxRecord.__table__), staged)  # type: ignore[attr-defined]
+            bulk.insert_rows(connection, db.OutboxRecord.__table__, staged)  # type: ignore[attr-defined]
         return len(staged)
