@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down reset logs status demo console bench bench-replay bench-scale bench-http \
+	up down reset logs status demo console bench bench-full bench-replay bench-scale bench-http \
 	contracts contracts-release contracts-check images engine-down migration test-cluster
 
 deps:
@@ -131,7 +131,14 @@ console:
 BENCH_EVENTS ?= 20000
 bench: deps infra-up
 	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
-	uv run python benchmarks/bench.py --events $(BENCH_EVENTS)
+	uv run python benchmarks/bench.py --events $(BENCH_EVENTS) $(BENCH_ARGS)
+
+# The whole of issue 15's table: SQLite and Postgres side by side, and the growth from 5,000 to
+# 200,000 events per service (long: most of an hour on 2 cores). Never run by CI.
+bench-full: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
+	uv run python benchmarks/bench.py --events $(BENCH_EVENTS) --stores sqlite,postgres \
+		--growth 5000,200000 $(BENCH_ARGS)
 
 # Replay speed of each service (`fxctl replay` into a fresh store), printed and saved.
 bench-replay: deps infra-up

@@ -1,16 +1,21 @@
 """Throughput, latency and memory of each service's path, against the limit of the broker.
 
     uv run python benchmarks/bench.py [--events N] [--services a,b] [--save PATH] [--compare PATH]
+        [--stores sqlite,postgres] [--growth 5000,200000]
 
 Every run is saved as JSON (`--save`, default benchmarks/results/<UTC timestamp>.json, ignored
-by git); `--compare PATH` prints each path's events/s as a ratio to a saved run, e.g. the
-figures measured before a change, back to back on the same machine.
+by git); `--compare PATH` prints each path's events/s and CPU per event as a ratio to a saved
+run, e.g. the figures measured before a change, back to back on the same machine.
 
 In one run, on the same broker: (1) a bare aiokafka consume→produce passthrough of N small
-events — the limit; (2) each service as its own process (its real SQLite store) consuming N
-events through the common processing model: consume → store → outbox → publish. Both sides
-Printed: events/s, the ratio to the passthrough, p50/p99 latency
-and peak RSS. A benchmark, never a test: figures vary.
+events — the limit; (2) each service as its own process (its real store: SQLite, or with
+`--stores sqlite,postgres` also a fresh Postgres database on `--postgres-url`) consuming N
+events through the common processing model: consume → store → outbox → publish. Printed:
+events/s, the ratio to the passthrough, the CPU time of the consumer's process per event (the
+figure the machine's other load changes least), p50/p99 latency, peak RSS, and which of
+issue 15's targets each row misses. `--growth` runs each service again on SQLite with each
+backlog size (fresh store each) and prints the rates side by side with what the store holds at
+the end. A benchmark, never a test: figures vary. `make bench-full` runs all of it.
 
 Throughput: N events are published first (a backlog), then the consumer — the passthrough or
 the service, each its own process — is started and drains them; events/s = N / (last output
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -35,19 +41,20 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
 from fx_common.envelope import Event, encode, make_event
 from fx_common.http import issue_token
 from fx_common.runtime import all_topics, ensure_topics
+from fx_common.testing import fresh_postgres_database
 
 REPO = Path(__file__).resolve().parents[1]
 JWT_SECRET = "bench-only-secret-for-local-benchmarks"
@@ -183,10 +190,20 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     peak_rss_mb: float
+    cpu_seconds: float = float("nan")
+    """CPU time (user + system) the consumer's process spent on the backlog."""
+    store: str = "sqlite"
+    contents: dict[str, int] = field(default_factory=dict)
+    """Rows per table of the store at the end."""
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds
+        # One batch took the whole backlog (a tiny run): no span to divide by.
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -211,6 +228,15 @@ class RssSampler:
                 return
             await asyncio.sleep(0.05)
 
+    def cpu(self) -> float:
+        """CPU seconds of the process and its children so far."""
+        try:
+            times = [self.process.cpu_times()]
+            times += [child.cpu_times() for child in self.process.children(recursive=True)]
+        except psutil.Error:
+            return float("nan")
+        return float(sum(t.user + t.system for t in times))
+
     def __enter__(self) -> RssSampler:
         self._task = asyncio.get_running_loop().create_task(self._sample())
         return self
@@ -232,13 +258,17 @@ async def passthrough(bootstrap: str, ns: str, n: int, paced: int, rate: int) ->
     assert proc.stdout is not None
     with RssSampler(proc.pid) as rss:
         drained = json.loads(await proc.stdout.readline())
+        cpu = rss.cpu()
         sent = await publish_paced(
             bootstrap, ns, [commission().measured(n + i) for i in range(paced)], rate, in_topic
         )
         output = json.loads(await proc.stdout.readline())
         await proc.wait()
     latencies = [(output[i] - sent[i]) * 1000 for i in sent if i in output]
-    return Result("passthrough (bare aiokafka)", n, drained["seconds"], latencies, rss.peak / 2**20)
+    return Result(
+        "passthrough (bare aiokafka)", n, drained["seconds"], latencies, rss.peak / 2**20,
+        cpu_seconds=cpu - drained["startup_cpu"],
+    )  # fmt: skip
 
 
 async def passthrough_worker(
@@ -253,6 +283,7 @@ async def passthrough_worker(
     )
     await consumer.start()
     await producer.start()
+    startup_cpu = time.process_time()
     done, first = 0, 0.0
     published: dict[str, float] = {}
     while done < total:
@@ -275,7 +306,7 @@ async def passthrough_worker(
                 published[event_id] = stamp
         before, done = done, done + sum(len(part) for part in batch.values())
         if before < backlog <= done:
-            print(json.dumps({"seconds": stamp - first}), flush=True)
+            print(json.dumps({"seconds": stamp - first, "startup_cpu": startup_cpu}), flush=True)
     print(json.dumps(published), flush=True)
     await consumer.stop()
     await producer.stop()
@@ -314,10 +345,9 @@ def free_port() -> int:
 
 
 async def run_service(
-    bootstrap: str, ns: str, name: str, n: int, paced: int, rate: int, workdir: Path
+    bootstrap: str, ns: str, name: str, n: int, paced: int, rate: int, url: str
 ) -> Result:
     workload = WORKLOADS[name]()
-    url = f"sqlite:///{workdir / (name + '.db')}"
     port = free_port()
     env = {
         **os.environ,
@@ -345,8 +375,10 @@ async def run_service(
     try:
         with RssSampler(proc.pid) as rss:
             await asyncio.to_thread(wait_ready, port, proc)
+            cpu = rss.cpu()
             await wait_inbox(url, len(setup) + n)
             await wait_outbox_drained(url)
+            cpu = rss.cpu() - cpu
             seconds = drain_seconds(url, {e.id for e in backlog})
             events = [workload.measured(n + i) for i in range(paced)]
             sent = await publish_paced(bootstrap, ns, events, rate)
@@ -354,7 +386,10 @@ async def run_service(
             await wait_outbox_drained(url)
         done = completion_times(url, set(sent))
         latencies = [(done[i] - sent[i]) * 1000 for i in sent if i in done]
-        return Result(name, n, seconds, latencies, rss.peak / 2**20)
+        return Result(
+            name, n, seconds, latencies, rss.peak / 2**20, cpu, store_kind(url),
+            store_contents(url),
+        )  # fmt: skip
     finally:
         await asyncio.to_thread(stop, proc)
 
@@ -426,21 +461,90 @@ def drain_seconds(url: str, ids: set[str]) -> float:
     return max(completion_times(url, ids).values()) - first
 
 
+def store_kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgres"
+
+
+def store_contents(url: str) -> dict[str, int]:
+    """Rows per table (Alembic's own left out)."""
+    engine = create_engine(url)
+    try:
+        tables = sorted(t for t in inspect(engine).get_table_names() if t != "alembic_version")
+        with engine.connect() as conn:
+            return {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar() or 0)
+                    for t in tables}  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 def parse(value: Any) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def report(limit: Result, results: list[Result]) -> None:
-    print(f"\n{'path':32} {'events':>7} {'events/s':>9} {'vs limit':>8} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9}")  # fmt: skip
-    for r in [limit, *results]:
-        print(
-            f"{r.name:32} {r.events:>7} {r.rate:>9.0f} {r.rate / limit.rate:>8.0%} "
-            f"{r.percentile(50):>8.1f} {r.percentile(99):>8.1f} {r.peak_rss_mb:>7.0f}MB"
+TARGET_RATE, TARGET_SHARE, TARGET_P99_MS, TARGET_RSS_MB = 5_000, 0.5, 250.0, 200.0
+
+
+def verdict(r: Result, limit: Result) -> str:
+    """Which of issue 15's targets the row misses (rate, share, p99, RSS)."""
+    missed = [
+        label
+        for label, met in (
+            ("rate", r.rate >= TARGET_RATE),
+            ("share", r.rate >= TARGET_SHARE * limit.rate),
+            ("p99", r.percentile(99) <= TARGET_P99_MS),
+            ("rss", r.peak_rss_mb < TARGET_RSS_MB),
         )
-    print("\ntargets: ≥ 5,000 events/s per service on SQLite, ≥ 30% of the passthrough, "
-          "< 200 MB RSS")  # fmt: skip
+        if not met
+    ]
+    return "all met" if not missed else "misses " + ",".join(missed)
+
+
+def report(limit: Result, results: list[Result], rate: int) -> None:
+    print(f"\n{'path':32} {'store':8} {'events':>7} {'events/s':>9} {'vs limit':>8} "
+          f"{'CPU µs/ev':>9} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9}  targets")  # fmt: skip
+    for r in [limit, *results]:
+        store = "-" if r is limit else r.store
+        print(
+            f"{r.name:32} {store:8} {r.events:>7} {r.rate:>9.0f} {r.rate / limit.rate:>8.0%} "
+            f"{r.cpu_us_per_event:>9.0f} {r.percentile(50):>8.1f} {r.percentile(99):>8.1f} "
+            f"{r.peak_rss_mb:>7.0f}MB  {'' if r is limit else verdict(r, limit)}"
+        )
+    print(f"\ntargets (issue 15): ≥ {TARGET_RATE:,} events/s per service on SQLite and "
+          f"≥ {TARGET_SHARE:.0%} of the passthrough of the same run; p99 publication → effect "
+          f"≤ {TARGET_P99_MS:.0f} ms at {rate} events/s paced; < {TARGET_RSS_MB:.0f} MB RSS. "
+          "CPU µs/ev: CPU time of the consumer's process per event of the backlog (what the "
+          "machine's other load does not change).")  # fmt: skip
+
+
+def report_stores(results: list[Result]) -> None:
+    stores = sorted({r.store for r in results}, key=lambda s: s != "sqlite")
+    if len(stores) < 2:
+        return
+    by = {(r.name, r.store): r for r in results}
+    print(f"\n{'service':20} " + " ".join(f"{s + ' ev/s':>14} {'p99 ms':>8}" for s in stores))
+    for name in dict.fromkeys(r.name for r in results):
+        cells = [by.get((name, s)) for s in stores]
+        print(f"{name:20} " + " ".join(
+            f"{c.rate:>14.0f} {c.percentile(99):>8.1f}" if c else f"{'-':>14} {'-':>8}"
+            for c in cells
+        ))  # fmt: skip
+
+
+def report_growth(growth: dict[str, list[Result]]) -> None:
+    if not growth:
+        return
+    print("\ngrowth (SQLite): events/s of a backlog of each size into a fresh store; "
+          "target: the largest within 20% of the smallest")  # fmt: skip
+    for name, runs in growth.items():
+        cells = ", ".join(
+            f"{r.events:,}: {r.rate:.0f}/s ({r.cpu_us_per_event:.0f} CPU µs/ev)" for r in runs
+        )
+        ratio = runs[-1].rate / runs[0].rate
+        print(f"  {name:18} {cells}; largest/smallest {ratio:.0%} "
+              f"({'met' if ratio >= 0.8 else 'not met'})")  # fmt: skip
+        held = ", ".join(f"{t} {n:,}" for t, n in runs[-1].contents.items() if n)
+        print(f"  {'':18} store at the end: {held}")
 
 
 def as_json(r: Result) -> dict[str, Any]:
@@ -448,13 +552,19 @@ def as_json(r: Result) -> dict[str, Any]:
         "events": r.events,
         "seconds": r.seconds,
         "events_per_s": r.rate,
+        "cpu_us_per_event": r.cpu_us_per_event,
         "p50_ms": r.percentile(50) if r.latencies_ms else None,
         "p99_ms": r.percentile(99) if r.latencies_ms else None,
         "peak_rss_mb": r.peak_rss_mb,
+        "store": r.store,
+        "store_rows": r.contents,
     }
 
 
-def save(path: Path, args: argparse.Namespace, limit: Result, results: list[Result]) -> None:
+def save(
+    path: Path, args: argparse.Namespace, limit: Result, results: list[Result],
+    growth: dict[str, list[Result]],
+) -> None:  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "at": now().isoformat(),
@@ -462,7 +572,9 @@ def save(path: Path, args: argparse.Namespace, limit: Result, results: list[Resu
         "paced": args.paced,
         "rate": args.rate,
         "passthrough": as_json(limit),
-        "services": {r.name: as_json(r) for r in results},
+        "services": {r.name: as_json(r) for r in results if r.store == "sqlite"},
+        "postgres": {r.name: as_json(r) for r in results if r.store == "postgres"},
+        "growth": {name: [as_json(r) for r in runs] for name, runs in growth.items()},
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nsaved {path}")
@@ -471,15 +583,24 @@ def save(path: Path, args: argparse.Namespace, limit: Result, results: list[Resu
 def compare(path: Path, limit: Result, results: list[Result]) -> None:
     before = json.loads(path.read_text())
     print(f"\ncompared with {path} ({before['at']}, {before['events']} events per path)")
-    print(f"{'path':32} {'before/s':>9} {'now/s':>9} {'ratio':>7}")
-    rows = [("passthrough", limit, before.get("passthrough"))]
-    rows += [(r.name, r, before["services"].get(r.name)) for r in results]
-    for name, result, old in rows:
+    print(f"{'path':32} {'store':8} {'before/s':>9} {'now/s':>9} {'ratio':>7} "
+          f"{'CPU µs/ev before':>17} {'now':>6}")  # fmt: skip
+    rows = [("passthrough", "-", limit, before.get("passthrough"))]
+    rows += [
+        (r.name, r.store, r, before.get("services" if r.store == "sqlite" else r.store, {})
+         .get(r.name))
+        for r in results
+    ]  # fmt: skip
+    for name, store, result, old in rows:
         if old is None:
-            print(f"{name:32} {'-':>9} {result.rate:>9.0f} {'-':>7}")
+            print(f"{name:32} {store:8} {'-':>9} {result.rate:>9.0f} {'-':>7}")
             continue
         ratio = result.rate / old["events_per_s"]
-        print(f"{name:32} {old['events_per_s']:>9.0f} {result.rate:>9.0f} {ratio:>7.0%}")
+        cpu = old.get("cpu_us_per_event")
+        cpu_before = "-" if cpu is None else f"{cpu:.0f}"
+        print(f"{name:32} {store:8} {old['events_per_s']:>9.0f} {result.rate:>9.0f} "
+              f"{ratio:>7.0%} {cpu_before:>17} "
+              f"{result.cpu_us_per_event:>6.0f}")  # fmt: skip
 
 
 def default_save_path() -> Path:
@@ -495,6 +616,23 @@ async def main() -> None:
     parser.add_argument("--save", type=Path, help="JSON file of the results (default: "
                         "benchmarks/results/<timestamp>.json)")  # fmt: skip
     parser.add_argument("--compare", type=Path, help="a saved run to print ratios against")
+    parser.add_argument(
+        "--stores",
+        default="sqlite",
+        help="sqlite, postgres or both (sqlite,postgres): the table per store",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "FX_TEST_POSTGRES_URL", "postgresql+psycopg://fx:fx@127.0.0.1:5432/fx_test"
+        ),
+        help="a Postgres server the bench creates (and drops) a database per run on",
+    )
+    parser.add_argument(
+        "--growth",
+        help="sizes, e.g. 5000,200000: each service on SQLite with "
+        "a backlog of each size, one store, printed as the growth",
+    )
     parser.add_argument("--passthrough-worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_worker:
@@ -508,19 +646,40 @@ async def main() -> None:
           flush=True)  # fmt: skip
     limit = await passthrough(bootstrap, ns, args.events, args.paced, args.rate)
     print(f"passthrough: {limit.rate:.0f} events/s", flush=True)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.services.split(","):
-            # Its own namespace: one service's outputs are another's inputs.
-            own = f"{ns}{name}."
-            await ensure_topics(bootstrap, [own + t for t in all_topics()], 3)
-            result = await run_service(
-                bootstrap, own, name, args.events, args.paced, args.rate, Path(tmp)
-            )
-            print(f"{name}: {result.rate:.0f} events/s", flush=True)
-            results.append(result)
-    report(limit, results)
-    save(args.save or default_save_path(), args, limit, results)
+    results: list[Result] = []
+    growth: dict[str, list[Result]] = {}
+    services = args.services.split(",")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as databases:
+
+        def store_url(store: str, name: str, tag: str) -> str:
+            if store == "sqlite":
+                return f"sqlite:///{Path(tmp) / f'{name}-{tag}.db'}"
+            return databases.enter_context(fresh_postgres_database(args.postgres_url, "fx_bench"))
+
+        for store in args.stores.split(","):
+            for name in services:
+                # Its own namespace: one service's outputs are another's inputs.
+                own = f"{ns}{store}.{name}."
+                await ensure_topics(bootstrap, [own + t for t in all_topics()], 3)
+                url = store_url(store, name, "main")
+                result = await run_service(
+                    bootstrap, own, name, args.events, args.paced, args.rate, url
+                )
+                label = name if store == "sqlite" else f"{name} ({store})"
+                print(f"{label}: {result.rate:.0f} events/s", flush=True)
+                results.append(result)
+        for name in services if args.growth else []:
+            for size in sorted(int(x) for x in args.growth.split(",")):
+                url = store_url("sqlite", name, f"growth{size}")
+                own = f"{ns}growth{size}.{name}."
+                await ensure_topics(bootstrap, [own + t for t in all_topics()], 3)
+                run = await run_service(bootstrap, own, name, size, args.paced, args.rate, url)
+                print(f"{name} at {size}: {run.rate:.0f} events/s", flush=True)
+                growth.setdefault(name, []).append(run)
+    report(limit, results, args.rate)
+    report_stores(results)
+    report_growth(growth)
+    save(args.save or default_save_path(), args, limit, results, growth)
     if args.compare:
         compare(args.compare, limit, results)
 
