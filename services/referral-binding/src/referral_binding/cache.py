@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 
 _RETRY_AFTER_S = 5.0
 _GENERATION_TTL_MS = 7 * 24 * 3600 * 1000
+_FORGET_CHUNK = 1000
+# KEYS: answer, generation, answer, generation, …: delete each answer, bump its generation.
+_FORGET = """
+for i = 1, #KEYS, 2 do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
+end
+return #KEYS / 2
+"""
 
 
 @dataclass(frozen=True)
@@ -98,13 +108,14 @@ class BindingCache:
             return
 
         def forget(client: redis.Redis) -> None:
-            pipe = client.pipeline(transaction=False)
-            for customer_id in customers:
-                generation = self.key(customer_id) + ":gen"
-                pipe.delete(self.key(customer_id))
-                pipe.incr(generation)
-                pipe.pexpire(generation, _GENERATION_TTL_MS)
-            pipe.execute()
+            # One script call per chunk, not three commands per customer: a batch of orders
+            # changes hundreds of customers, and packing each command cost more than the rest.
+            script = client.register_script(_FORGET)
+            for start in range(0, len(customers), _FORGET_CHUNK):
+                keys = []
+                for customer_id in customers[start : start + _FORGET_CHUNK]:
+                    keys += [self.key(customer_id), self.key(customer_id) + ":gen"]
+                script(keys=keys, args=[_GENERATION_TTL_MS], client=client)
 
         # Unreachable Redis: an answer cached there stays at most its TTL (and is used only
         # while true by the clock); a restarted Redis has forgotten everything anyway.
