@@ -48,6 +48,7 @@ from typing import Any
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import create_engine, inspect, text
 
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
@@ -631,7 +632,7 @@ async def main() -> None:
     parser.add_argument(
         "--growth",
         help="sizes, e.g. 5000,200000: each service on SQLite with "
-        "a backlog of each size, one store, printed as the growth",
+        "a backlog of each size, a fresh store each, printed as the growth",
     )
     parser.add_argument("--passthrough-worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -644,6 +645,25 @@ async def main() -> None:
     await ensure_topics(bootstrap, [ns + t for t in all_topics()], 3)
     print(f"benchmark on {bootstrap}, namespace {ns!r}, {args.events} events per path",
           flush=True)  # fmt: skip
+    try:
+        await run(args, bootstrap, ns)
+    finally:
+        await delete_namespace(bootstrap, ns)
+
+
+async def delete_namespace(bootstrap: str, ns: str) -> None:
+    """The shared broker keeps no benchmark's topics."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(ns)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def run(args: argparse.Namespace, bootstrap: str, ns: str) -> None:
     limit = await passthrough(bootstrap, ns, args.events, args.paced, args.rate)
     print(f"passthrough: {limit.rate:.0f} events/s", flush=True)
     results: list[Result] = []
