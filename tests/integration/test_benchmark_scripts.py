@@ -48,3 +48,23 @@ def test_scale_bench_drains_with_one_replica_on_postgres(bootstrap: str, tmp_pat
     assert "scale commission x1: " in out
     result = json.loads(saved.read_text())["results"]["commission x1"]
     assert result["events"] == 30 and result["events_per_s"] > 0
+
+
+def test_bench_prints_targets_stores_and_growth(bootstrap: str, tmp_path: Path) -> None:
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not server:
+        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
+    saved = tmp_path / "bench.json"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "FX_TEST_POSTGRES_URL": server}
+    out = bench("bench.py", "--events", "40", "--paced", "10", "--rate", "50",
+                "--services", "payout", "--stores", "sqlite,postgres", "--growth", "20,40",
+                "--save", str(saved), env=env)  # fmt: skip
+    assert "passthrough: " in out and "payout: " in out and "payout (postgres): " in out
+    assert "targets (issue 15)" in out and "store at the end: " in out
+    run = json.loads(saved.read_text())
+    assert run["services"]["payout"]["store"] == "sqlite"
+    assert run["postgres"]["payout"]["store"] == "postgres"
+    assert run["services"]["payout"]["store_rows"]["po_ledger_entry"] == 50  # 40 + 10 paced
+    assert [r["events"] for r in run["growth"]["payout"]] == [20, 40]
+    # Measured from readiness: at this size the backlog may be gone by then (0 CPU).
+    assert 0 <= run["services"]["payout"]["cpu_us_per_event"] < 1e6
