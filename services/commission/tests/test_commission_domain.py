@@ -15,11 +15,14 @@ from commission.domain import (
     PaidLine,
     Rate,
     RatePlan,
+    RefundLine,
     StatusChange,
+    accrue_line,
     assess,
     commission_id_for,
     period_starts,
 )
+from fx_common.money import apply_bps
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 HOLD = timedelta(days=7)
@@ -374,3 +377,27 @@ def test_period_starts_follow_the_merchant_day() -> None:
     assert period_starts(now, timedelta(0)) == (
         datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC),
     )  # fmt: skip
+
+
+# ── an attribution arriving after its order's completion and refunds ──────────────────
+
+
+def test_accrue_line_applies_earlier_facts_as_if_they_came_after() -> None:
+    line = PaidLine("l-1", "tea-oolong-250g", "oolong", 2, 25800)
+    refunds = [
+        RefundLine("r-1", "l-1", 5000, T0 + DAY),
+        RefundLine("r-2", "l-other", 9000, T0 + DAY),
+    ]
+    late, changes = accrue_line(
+        distributor_id="d-1", order_id="o-1", line=line, paid_at=T0, plan=PLAN,
+        fate=QUALIFIED, at=T0 + 2 * DAY, completed_at=T0 + DAY, refunds=refunds,
+        settlement_hold=HOLD,
+    )  # fmt: skip
+    in_order = accrue()
+    in_order.complete(T0 + DAY, HOLD)
+    in_order.refund("r-1", 5000, T0 + DAY)
+    assert (late.status, late.amount_fen, late.settle_at) == (
+        in_order.status, in_order.amount_fen, in_order.settle_at,
+    )  # fmt: skip
+    assert late.status == "frozen" and late.amount_fen == apply_bps(25800 - 5000, 1000)
+    assert [c.kind for c in changes] == ["accrued", "frozen", "adjusted"]

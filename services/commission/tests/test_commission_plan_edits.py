@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from commission import plan_edit
 from commission.app import HISTORY, SPEC
-from commission.domain import Rate, RatePlan
+from commission.domain import Rate, RatePlan, plan_edit
 from commission.settings import CommissionSettings
 from fx_common import migrations
 from fx_common.http import create_app, issue_token

@@ -428,3 +428,8 @@ class PayoutLedger(RuleBasedStateMachine):
 
 PayoutLedger.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 test_any_sequence_keeps_the_ledger_sound = PayoutLedger.TestCase
+
+
+def test_the_net_amount_is_what_the_fee_leaves() -> None:
+    withdrawal = Withdrawal("w-1", "d-1", 1999, 11, "alipay", "a@b.c", Status.REQUESTED)
+    assert withdrawal.net_fen == 1988

@@ -336,3 +336,9 @@ def test_days_left_round_up_and_stop_at_zero(now: datetime, days_left: int) -> N
 @pytest.mark.parametrize("status", [s for s in Status if s is not Status.ASSESSING])
 def test_days_left_only_while_assessing(status: Status) -> None:
     assert in_state(status).days_left(CONFIRMED_AT) is None
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_the_discount_is_given_only_while_qualified(status: Status) -> None:
+    expected = 500 if status is Status.QUALIFIED else 0
+    assert in_state(status).discount_bps(500) == expected

@@ -31,7 +31,7 @@ from referral_binding.domain import (
     expire,
     expire_all,
     order_paid,
-    settle,
+    release_if_ineligible,
     visit,
 )
 
@@ -145,7 +145,7 @@ def test_release_ends_protection_early() -> None:
 
 
 def test_settle_releases_at_the_failure_inside_the_protection() -> None:
-    released = settle(binding(), history((0, True), (4, False)))
+    released = release_if_ineligible(binding(), history((0, True), (4, False)))
     assert released is not None
     assert (released.binding.released_at, released.binding.release_reason) == (
         day(4),
@@ -154,14 +154,14 @@ def test_settle_releases_at_the_failure_inside_the_protection() -> None:
 
 
 def test_settle_releases_at_the_start_when_ineligible_from_the_start() -> None:
-    released = settle(binding(bound=5), history((0, True), (3, False)))
+    released = release_if_ineligible(binding(bound=5), history((0, True), (3, False)))
     assert released is not None and released.binding.released_at == day(5)
 
 
 def test_settle_leaves_eligible_released_and_expired_bindings_alone() -> None:
-    assert settle(binding(), ALWAYS) is None
-    assert settle(binding(released=3), history((0, True), (2, False))) is None
-    assert settle(binding(until=11), history((0, True), (11, False))) is None
+    assert release_if_ineligible(binding(), ALWAYS) is None
+    assert release_if_ineligible(binding(released=3), history((0, True), (2, False))) is None
+    assert release_if_ineligible(binding(until=11), history((0, True), (11, False))) is None
 
 
 def test_expire_at_the_protection_end() -> None:

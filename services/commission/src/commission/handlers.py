@@ -54,9 +54,24 @@ def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
 
 
 def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
-    """The handlers under `terms`; they read and change the batch `prepare` loaded."""
+    """The handlers under `terms`, by event type."""
+    handlers = CommissionHandlers(terms)
+    return {
+        att.ORDER_ATTRIBUTED: handlers.on_attributed,
+        att.ATTRIBUTED_ORDER_COMPLETED: handlers.on_completed,
+        att.ATTRIBUTED_ORDER_REFUNDED: handlers.on_refunded,
+        **dict.fromkeys(QUALIFICATION_STATUS, handlers.on_qualification),
+    }
 
-    def on_attributed(uow: UnitOfWork, event: Event) -> None:
+
+class CommissionHandlers:
+    """Each handler loads from the batch `prepare` loaded, calls the domain and stages the
+    changes (`_record`)."""
+
+    def __init__(self, terms: domain.Terms) -> None:
+        self.terms = terms
+
+    def on_attributed(self, uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.OrderAttributed)
         batch = store.repository_of(uow)
@@ -65,12 +80,12 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
         batch.add_order(
             data.order_id, data.distributor_id, data.buyer_id, data.basis, data.paid_at, event.id
         )
-        plan = batch.plans.at(data.paid_at, terms.default_rate_bps)
+        plan = batch.plans.at(data.paid_at, self.terms.default_rate_bps)
         fate = domain.assess(data.paid_at, batch.history[data.distributor_id])
         completed_at = batch.completed_at.get(data.order_id)
         refunds = batch.refund_lines(data.order_id)
         for line in data.lines:
-            commission, accrued = domain.Commission.accrue(
+            commission, changes = domain.accrue_line(
                 distributor_id=data.distributor_id,
                 order_id=data.order_id,
                 line=domain.PaidLine(
@@ -80,28 +95,23 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
                 plan=plan,
                 fate=fate,
                 at=event.time,
+                completed_at=completed_at,
+                refunds=refunds,
+                settlement_hold=self.terms.settlement_hold,
             )
-            changes = [accrued]
-            if completed_at is not None:
-                changes += commission.complete(completed_at, terms.settlement_hold)
-            for refund in refunds:
-                if refund.line_id == line.line_id:
-                    changes += commission.refund(
-                        refund.refund_id, refund.refund_amount_fen, refund.refunded_at
-                    )
-            changes += commission.apply_fate(fate)
             _record(uow, commission, changes)
 
-    def on_completed(uow: UnitOfWork, event: Event) -> None:
+    def on_completed(self, uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderCompleted)
         batch = store.repository_of(uow)
         if data.order_id in batch.completed_at:
             return  # an order completes once
         batch.add_completion(data.order_id, data.distributor_id, event.time, event.id)
-        _update_order(uow, data.order_id, lambda c: c.complete(event.time, terms.settlement_hold))
+        hold = self.terms.settlement_hold
+        _update_order(uow, data.order_id, lambda c: c.complete(event.time, hold))
 
-    def on_refunded(uow: UnitOfWork, event: Event) -> None:
+    def on_refunded(self, uow: UnitOfWork, event: Event) -> None:
         data = event.data
         assert isinstance(data, att.AttributedOrderRefunded)
         batch = store.repository_of(uow)
@@ -109,7 +119,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
             return  # the same refund told twice
         amounts = {line.line_id: line.refund_amount_fen for line in data.lines}
         for line_id, amount in amounts.items():
-            line = store.RefundLine(data.refund_id, line_id, amount, event.time)
+            line = domain.RefundLine(data.refund_id, line_id, amount, event.time)
             batch.add_refund_line(data.order_id, line, event.id)
 
         def refund(commission: domain.Commission) -> list[domain.Change]:
@@ -119,7 +129,7 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
 
         _update_order(uow, data.order_id, refund)
 
-    def on_qualification(uow: UnitOfWork, event: Event) -> None:
+    def on_qualification(self, uow: UnitOfWork, event: Event) -> None:
         user_id: str = event.data.user_id  # type: ignore[attr-defined]
         status = QUALIFICATION_STATUS[event.type]
         batch = store.repository_of(uow)
@@ -130,13 +140,6 @@ def make_handlers(terms: domain.Terms) -> dict[str, Handler]:
         for commission in batch.open_or_settled_of(user_id):
             fate = domain.assess(commission.paid_at, history)
             _record(uow, commission, commission.apply_fate(fate))
-
-    return {
-        att.ORDER_ATTRIBUTED: on_attributed,
-        att.ATTRIBUTED_ORDER_COMPLETED: on_completed,
-        att.ATTRIBUTED_ORDER_REFUNDED: on_refunded,
-        **dict.fromkeys(QUALIFICATION_STATUS, on_qualification),
-    }
 
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:

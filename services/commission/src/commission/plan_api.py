@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from commission import domain, plan_edit, store
+from commission import domain, store
+from commission.domain import plan_edit
 from commission.settings import CommissionSettings
 from fx_common.contracts.base import Bps, StrictId
 from fx_common.http import ApiError, Auth, MallReader, Ops, Runtime, errors

@@ -123,7 +123,7 @@ class WithdrawalPublic(BaseModel):
             distributor_id=row.distributor_id,
             amount_fen=row.amount_fen,
             fee_fen=row.fee_fen,
-            net_fen=row.amount_fen - row.fee_fen,
+            net_fen=store.to_domain(row).net_fen,
             method=row.method,
             account=row.account,
             status=Status(row.status),

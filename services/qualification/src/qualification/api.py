@@ -101,7 +101,7 @@ def _view(
         deadline=q.deadline,
         days_left=days_left,
         progress=_progress(q, required, days_left),
-        discount_bps=settings.distributor_discount_bps if q.status is Status.QUALIFIED else 0,
+        discount_bps=q.discount_bps(settings.distributor_discount_bps),
         wechat_id=q.wechat_id,
         qualified_via=q.qualified_via if q.status in (Status.QUALIFIED, Status.REVOKED) else None,
         appointed_by=q.appointed_by,

@@ -178,6 +178,11 @@ class Qualification:
     def qualifying_orders(self) -> int:
         return len(self.counting_orders)
 
+    def discount_bps(self, distributor_discount_bps: int) -> int:
+        """The discount on the user's own purchases: the programme's distributor discount
+        while qualified, none in any other status (applied, assessing, failed, revoked)."""
+        return distributor_discount_bps if self.status is Status.QUALIFIED else 0
+
     def days_left(self, now: datetime) -> int | None:
         """Whole days, rounded up, until the running assessment's deadline (0 once it passed);
         None when no assessment runs."""

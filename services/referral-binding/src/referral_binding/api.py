@@ -17,7 +17,7 @@ from sqlmodel import Session
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.http_fields import PathId, Rfc3339
 from fx_common.runtime import ServiceRuntime
-from referral_binding import store
+from referral_binding import domain, store
 from referral_binding.cache import Answer, BindingCache
 
 router = APIRouter(prefix="/v1", tags=["referral-binding"])
@@ -121,10 +121,7 @@ def binding_history(
 
 
 def _protects(binding: BindingPublic, at: datetime) -> bool:
-    ends = binding.protected_until
-    if binding.released_at is not None:
-        ends = min(ends, binding.released_at)
-    return binding.bound_at <= at < ends
+    return domain.protected_at(binding.bound_at, binding.protected_until, binding.released_at, at)
 
 
 @router.get("/distributors/{distributor_id}/customers")

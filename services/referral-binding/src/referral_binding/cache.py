@@ -25,6 +25,8 @@ from typing import Any
 
 import redis
 
+from referral_binding.domain.bindings import protected_at
+
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_S = 5.0
@@ -53,10 +55,13 @@ class Answer:
         """Whether the answer is still true at `now` by the passing of time alone."""
         if self.binding is None:
             return self.next_start is None or now < self.next_start
-        ends = _time(self.binding["protected_until"])
-        if self.binding["released_at"] is not None:
-            ends = min(ends, _time(self.binding["released_at"]))
-        return _time(self.binding["bound_at"]) <= now < ends
+        released_at = self.binding["released_at"]
+        return protected_at(
+            _time(self.binding["bound_at"]),
+            _time(self.binding["protected_until"]),
+            _time(released_at) if released_at is not None else None,
+            now,
+        )
 
     def dumps(self, generation: int) -> str:
         next_start = self.next_start.isoformat() if self.next_start is not None else None

@@ -215,9 +215,32 @@ def handlers_for(
     late_visit_horizon: timedelta = DEFAULT_LATE_VISIT_HORIZON,
 ) -> dict[str, Handler]:
     """The handlers, with the protection period, rules and late-visit horizon the service is
-    configured with."""
+    configured with, by event type."""
+    handlers = ReferralBindingHandlers(protection_period, rules, late_visit_horizon)
+    return {
+        mall_shares.SHARE_CREATED: on_share_created,
+        mall_shares.SHARE_VISITED: handlers.on_share_visited,
+        mall_orders.ORDER_PAID: handlers.on_order_paid,
+        mall_orders.ORDER_COMPLETED: on_order_completed,
+        mall_orders.ORDER_REFUNDED: on_order_refunded,
+        **dict.fromkeys(_ELIGIBLE_FROM, handlers.on_eligibility_changed),
+    }
+
+
+class ReferralBindingHandlers:
+    """The handlers that apply the binding rules under the configured protection period,
+    switches and late-visit horizon: each loads from the batch `prepare` loaded, calls the
+    domain and stages."""
+
+    def __init__(
+        self, protection_period: timedelta, rules: domain.Rules, late_visit_horizon: timedelta
+    ) -> None:
+        self.protection_period = protection_period
+        self.rules = rules
+        self.late_visit_horizon = late_visit_horizon
 
     def decide_visit(
+        self,
         uow: UnitOfWork,
         *,
         event_id: str,
@@ -235,10 +258,10 @@ def handlers_for(
             sharer_id=sharer_id,
             visitor_id=visitor_id,
             visited_at=visited_at,
-            period=protection_period,
+            period=self.protection_period,
             customer=batch.customer(visitor_id),
             eligibility_of=batch.eligibility_of,
-            rules=rules,
+            rules=self.rules,
         )
         _record(uow, result.events)
         outcome, protected_by = result.decision.outcome, result.decision.protected_by
@@ -249,9 +272,9 @@ def handlers_for(
             sharer_id=sharer_id,
             visitor_id=visitor_id,
             visited_at=visited_at,
-            period=protection_period,
-            horizon=late_visit_horizon,
-            rules=rules,
+            period=self.protection_period,
+            horizon=self.late_visit_horizon,
+            rules=self.rules,
             record=_record,
         ):
             outcome = domain.VisitOutcome.BOUND
@@ -262,12 +285,12 @@ def handlers_for(
             protected_by.distributor_id if protected_by else None,
         )
 
-    def on_share_visited(uow: UnitOfWork, event: Event) -> None:
+    def on_share_visited(self, uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_shares.ShareVisited)
         batch = store.repository_of(uow)
         # The visit names its sharer, so a share we have not seen created is no error.
         batch.record_share(data.share_id, data.sharer_id, event.time, created=False)
-        outcome, binding_id, protected_by = decide_visit(
+        outcome, binding_id, protected_by = self.decide_visit(
             uow,
             event_id=event.id,
             share_id=data.share_id,
@@ -286,7 +309,7 @@ def handlers_for(
             protected_by=protected_by,
         )
 
-    def on_eligibility_changed(uow: UnitOfWork, event: Event) -> None:
+    def on_eligibility_changed(self, uow: UnitOfWork, event: Event) -> None:
         """Record the change and release the user's bindings it makes ineligible; a change
         making the user eligible from its time S reopens their visits refused as not
         eligible at or after S (arrived before it), decided again in `visited_at` order."""
@@ -301,7 +324,7 @@ def handlers_for(
         if not eligible:
             return
         for visit in batch.reopenable_visits(user_id, event.time):
-            outcome, binding_id, protected_by = decide_visit(
+            outcome, binding_id, protected_by = self.decide_visit(
                 uow,
                 event_id=visit["event_id"],
                 share_id=visit["share_id"],
@@ -316,7 +339,7 @@ def handlers_for(
                 protected_by=protected_by,
             )
 
-    def on_order_paid(uow: UnitOfWork, event: Event) -> None:
+    def on_order_paid(self, uow: UnitOfWork, event: Event) -> None:
         data = _data(event, mall_orders.OrderPaid)
         batch = store.repository_of(uow)
         if batch.is_paid(data.order_id):
@@ -329,10 +352,10 @@ def handlers_for(
             paid_at=event.time,
             share_id=data.share_id,
             share_sharer_id=sharer_id,
-            period=protection_period,
+            period=self.protection_period,
             customer=batch.customer(data.buyer_id),
             eligibility_of=batch.eligibility_of,
-            rules=rules,
+            rules=self.rules,
         )
         _record(uow, result.events)
         attribution = result.attribution
@@ -358,16 +381,3 @@ def handlers_for(
             lines=data.lines,
         )
         uow.publish(ATTRIBUTIONS, attributions.ORDER_ATTRIBUTED, attributed, time=event.time)
-
-    return {
-        mall_shares.SHARE_CREATED: on_share_created,
-        mall_shares.SHARE_VISITED: on_share_visited,
-        mall_orders.ORDER_PAID: on_order_paid,
-        mall_orders.ORDER_COMPLETED: on_order_completed,
-        mall_orders.ORDER_REFUNDED: on_order_refunded,
-        **{ce_type: on_eligibility_changed for ce_type in _ELIGIBLE_FROM},
-    }
-
-
-HANDLERS: dict[str, Handler] = handlers_for(domain.DEFAULT_PROTECTION_PERIOD)
-"""With the default protection period; `app.spec_for` wires the configured one."""

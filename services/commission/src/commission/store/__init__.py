@@ -27,7 +27,7 @@ from commission.store.queries import (
     page_of_commissions,
     totals_by_status,
 )
-from commission.store.repository import RefundLine, Repository, repository_of
+from commission.store.repository import Repository, repository_of
 from commission.store.tables import (
     TABLES,
     AuditRecord,
@@ -50,7 +50,6 @@ __all__ = [
     "PlanRateRecord",
     "PlanVersionRecord",
     "Plans",
-    "RefundLine",
     "RefundLineRecord",
     "Repository",
     "StatusChangeRecord",

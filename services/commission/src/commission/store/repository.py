@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +35,6 @@ def repository_of(uow: UnitOfWork) -> Repository:
     return batch
 
 
-@dataclass(frozen=True)
-class RefundLine:
-    refund_id: str
-    line_id: str
-    refund_amount_fen: int
-    refunded_at: datetime
-
-
 class Repository:
     """One unit of work's view of the store on the consume path.
 
@@ -59,7 +50,7 @@ class Repository:
         self.uow = uow
         self.attributed: set[str] = set()
         self.completed_at: dict[str, datetime] = {}
-        self.refunds: dict[str, list[RefundLine]] = {}
+        self.refunds: dict[str, list[domain.RefundLine]] = {}
         self.history: dict[str, list[domain.StatusChange]] = {}
         self.plans = Plans([], {})
         self.commissions: dict[str, domain.Commission] = {}
@@ -117,7 +108,7 @@ class Repository:
         for order_id, refund_id, line_id, amount, at in rows_in(
             connection, refunds, refund.c.order_id, orders
         ):
-            self.refunds[order_id].append(RefundLine(refund_id, line_id, amount, at))
+            self.refunds[order_id].append(domain.RefundLine(refund_id, line_id, amount, at))
         self._keep(rows_in(connection, sa.select(commission), commission.c.order_id, orders))
 
     # --- what arrived for an order
@@ -152,10 +143,10 @@ class Repository:
     def refund_known(self, order_id: str, refund_id: str) -> bool:
         return any(line.refund_id == refund_id for line in self.refunds[order_id])
 
-    def refund_lines(self, order_id: str) -> list[RefundLine]:
+    def refund_lines(self, order_id: str) -> list[domain.RefundLine]:
         return sorted(self.refunds[order_id], key=lambda line: (line.refunded_at, line.refund_id))
 
-    def add_refund_line(self, order_id: str, line: RefundLine, event_id: str) -> None:
+    def add_refund_line(self, order_id: str, line: domain.RefundLine, event_id: str) -> None:
         self.uow.stage(
             RefundLineRecord,
             order_id=order_id,

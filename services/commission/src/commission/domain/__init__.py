@@ -24,12 +24,17 @@ payment, and a revocation at `T` keeps only commission whose settlement date is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from fx_common.money import BPS_DENOMINATOR, apply_bps, pro_rata
+from commission.domain.rates import Quote as Quote
+from commission.domain.rates import Rate as Rate
+from commission.domain.rates import RateBasis as RateBasis
+from commission.domain.rates import RatePlan as RatePlan
+from commission.domain.rates import schedule_refusal as schedule_refusal
+from fx_common.money import pro_rata
 
 Status = Literal["held", "pending", "frozen", "settled", "reversed", "voided"]
 STATUSES: tuple[Status, ...] = ("held", "pending", "frozen", "settled", "reversed", "voided")
@@ -37,7 +42,6 @@ OPEN: frozenset[Status] = frozenset({"held", "pending", "frozen"})
 """Not settled and not voided: refunds reduce the amount, a failure or revocation voids it."""
 
 ChangeKind = Literal["accrued", "released", "frozen", "adjusted", "voided", "settled", "reversed"]
-RateBasis = Literal["sku", "category", "default"]
 QualificationStatus = Literal["applied", "assessing", "qualified", "failed", "revoked"]
 DECISIVE: frozenset[QualificationStatus] = frozenset({"qualified", "failed", "revoked"})
 
@@ -51,100 +55,6 @@ _COMMISSION_NAMESPACE = uuid.UUID("0b6f6c55-2f8e-4d1e-9a51-6c3f1d6a7c21")
 def commission_id_for(order_id: str, line_id: str) -> str:
     """One commission per order line, with the same id on every replay."""
     return str(uuid.uuid5(_COMMISSION_NAMESPACE, f"{order_id}|{line_id}"))
-
-
-# ── rate plan ──────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Rate:
-    """An override in the plan: a rate in bps of the paid amount, or a fixed fen per unit."""
-
-    rate_bps: int | None = None
-    fen_per_unit: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.rate_bps is None) == (self.fen_per_unit is None):
-            raise ValueError("a rate is either rate_bps or fen_per_unit, exactly one of them")
-        if self.rate_bps is not None and not 0 <= self.rate_bps <= BPS_DENOMINATOR:
-            raise ValueError(f"rate_bps must be within 0..{BPS_DENOMINATOR}")
-        if self.fen_per_unit is not None and self.fen_per_unit < 0:
-            raise ValueError("fen_per_unit must not be negative")
-
-
-@dataclass(frozen=True)
-class Quote:
-    """What one line earns under a plan version."""
-
-    amount_fen: int
-    rate_bps: int
-    """The rate applied; for a fixed per-unit rule the effective rate of the line (floored)."""
-    fen_per_unit: int | None
-    basis: RateBasis
-    plan_version: int
-
-
-@dataclass(frozen=True)
-class RatePlan:
-    """A version of the rate plan: a default rate, overridden per category, then per SKU."""
-
-    version: int
-    default_rate_bps: int
-    by_category: Mapping[str, Rate] = field(default_factory=dict)
-    by_sku: Mapping[str, Rate] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.version < 0:
-            raise ValueError("plan version must not be negative")
-        Rate(rate_bps=self.default_rate_bps)
-
-    def rate_for(self, sku: str, category: str | None) -> tuple[Rate, RateBasis]:
-        if sku in self.by_sku:
-            return self.by_sku[sku], "sku"
-        if category is not None and category in self.by_category:
-            return self.by_category[category], "category"
-        return Rate(rate_bps=self.default_rate_bps), "default"
-
-    def quote(self, sku: str, category: str | None, quantity: int, paid_amount_fen: int) -> Quote:
-        rate, basis = self.rate_for(sku, category)
-        if rate.rate_bps is not None:
-            amount = apply_bps(paid_amount_fen, rate.rate_bps)
-            return Quote(amount, rate.rate_bps, None, basis, self.version)
-        assert rate.fen_per_unit is not None
-        amount = min(rate.fen_per_unit * quantity, paid_amount_fen)
-        effective = amount * BPS_DENOMINATOR // paid_amount_fen if paid_amount_fen else 0
-        return Quote(amount, effective, rate.fen_per_unit, basis, self.version)
-
-
-def schedule_refusal(
-    effective_from: datetime,
-    *,
-    now: datetime,
-    latest_start: datetime | None,
-    latest_paid_at: datetime | None,
-) -> str | None:
-    """Why a new plan version may not take effect at `effective_from` (None: it may).
-
-    A version never changes the past: not before now, not before the latest version's start
-    (versions take effect in version order), and not at or before the payment of an order
-    already stored (its commission recorded the version in force then and is never
-    recomputed, so a replay must find the same version in force).
-    """
-    if effective_from < now:
-        return (
-            f"effective_from {effective_from.isoformat()} is in the past (now is {now.isoformat()})"
-        )
-    if latest_start is not None and effective_from < latest_start:
-        return (
-            f"effective_from {effective_from.isoformat()} precedes the latest version's start "
-            f"({latest_start.isoformat()}): versions take effect in version order"
-        )
-    if latest_paid_at is not None and effective_from <= latest_paid_at:
-        return (
-            f"effective_from {effective_from.isoformat()} is not after an order already paid "
-            f"at {latest_paid_at.isoformat()}, which keeps the version it accrued under"
-        )
-    return None
 
 
 @dataclass(frozen=True)
@@ -218,6 +128,16 @@ class PaidLine:
     category: str | None
     quantity: int
     paid_amount_fen: int
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    """One line of a refund, as it arrived (possibly before the order's attribution)."""
+
+    refund_id: str
+    line_id: str
+    refund_amount_fen: int
+    refunded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -409,6 +329,41 @@ class Commission:
         )
         self.status, self.amount_fen = status, amount
         return change
+
+
+def accrue_line(
+    *,
+    distributor_id: str,
+    order_id: str,
+    line: PaidLine,
+    paid_at: datetime,
+    plan: RatePlan,
+    fate: Fate,
+    at: datetime,
+    completed_at: datetime | None,
+    refunds: Sequence[RefundLine],
+    settlement_hold: timedelta,
+) -> tuple[Commission, list[Change]]:
+    """The commission of an attributed line, with what arrived before its attribution.
+
+    Accrued under the plan in force at payment, then completed (the hold starts), refunded
+    (this line's refunds, in the order given), then given its fate: the same outcome as
+    if each fact had arrived after the attribution.
+    """
+    commission, accrued = Commission.accrue(
+        distributor_id=distributor_id, order_id=order_id, line=line, paid_at=paid_at,
+        plan=plan, fate=fate, at=at,
+    )  # fmt: skip
+    changes = [accrued]
+    if completed_at is not None:
+        changes += commission.complete(completed_at, settlement_hold)
+    for refund in refunds:
+        if refund.line_id == line.line_id:
+            changes += commission.refund(
+                refund.refund_id, refund.refund_amount_fen, refund.refunded_at
+            )
+    changes += commission.apply_fate(fate)
+    return commission, changes
 
 
 # ── reading the figures ───────────────────────────────────────────────────────────────

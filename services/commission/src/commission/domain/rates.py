@@ -1,0 +1,104 @@
+"""The rate plan (docs/domain.md §3): versions of rates by SKU, by category and by default,
+and the quote of one paid line under a version."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from fx_common.money import BPS_DENOMINATOR, apply_bps
+
+RateBasis = Literal["sku", "category", "default"]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """An override in the plan: a rate in bps of the paid amount, or a fixed fen per unit."""
+
+    rate_bps: int | None = None
+    fen_per_unit: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rate_bps is None) == (self.fen_per_unit is None):
+            raise ValueError("a rate is either rate_bps or fen_per_unit, exactly one of them")
+        if self.rate_bps is not None and not 0 <= self.rate_bps <= BPS_DENOMINATOR:
+            raise ValueError(f"rate_bps must be within 0..{BPS_DENOMINATOR}")
+        if self.fen_per_unit is not None and self.fen_per_unit < 0:
+            raise ValueError("fen_per_unit must not be negative")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one line earns under a plan version."""
+
+    amount_fen: int
+    rate_bps: int
+    """The rate applied; for a fixed per-unit rule the effective rate of the line (floored)."""
+    fen_per_unit: int | None
+    basis: RateBasis
+    plan_version: int
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """A version of the rate plan: a default rate, overridden per category, then per SKU."""
+
+    version: int
+    default_rate_bps: int
+    by_category: Mapping[str, Rate] = field(default_factory=dict)
+    by_sku: Mapping[str, Rate] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.version < 0:
+            raise ValueError("plan version must not be negative")
+        Rate(rate_bps=self.default_rate_bps)
+
+    def rate_for(self, sku: str, category: str | None) -> tuple[Rate, RateBasis]:
+        if sku in self.by_sku:
+            return self.by_sku[sku], "sku"
+        if category is not None and category in self.by_category:
+            return self.by_category[category], "category"
+        return Rate(rate_bps=self.default_rate_bps), "default"
+
+    def quote(self, sku: str, category: str | None, quantity: int, paid_amount_fen: int) -> Quote:
+        rate, basis = self.rate_for(sku, category)
+        if rate.rate_bps is not None:
+            amount = apply_bps(paid_amount_fen, rate.rate_bps)
+            return Quote(amount, rate.rate_bps, None, basis, self.version)
+        assert rate.fen_per_unit is not None
+        amount = min(rate.fen_per_unit * quantity, paid_amount_fen)
+        effective = amount * BPS_DENOMINATOR // paid_amount_fen if paid_amount_fen else 0
+        return Quote(amount, effective, rate.fen_per_unit, basis, self.version)
+
+
+def schedule_refusal(
+    effective_from: datetime,
+    *,
+    now: datetime,
+    latest_start: datetime | None,
+    latest_paid_at: datetime | None,
+) -> str | None:
+    """Why a new plan version may not take effect at `effective_from` (None: it may).
+
+    A version never changes the past: not before now, not before the latest version's start
+    (versions take effect in version order), and not at or before the payment of an order
+    already stored (its commission recorded the version in force then and is never
+    recomputed, so a replay must find the same version in force).
+    """
+    if effective_from < now:
+        return (
+            f"effective_from {effective_from.isoformat()} is in the past (now is {now.isoformat()})"
+        )
+    if latest_start is not None and effective_from < latest_start:
+        return (
+            f"effective_from {effective_from.isoformat()} precedes the latest version's start "
+            f"({latest_start.isoformat()}): versions take effect in version order"
+        )
+    if latest_paid_at is not None and effective_from <= latest_paid_at:
+        return (
+            f"effective_from {effective_from.isoformat()} is not after an order already paid "
+            f"at {latest_paid_at.isoformat()}, which keeps the version it accrued under"
+        )
+    return None
