@@ -42,7 +42,7 @@ def spec(name: str, input_topic: str, output_topic: str) -> ServiceSpec:
             order_id=data.order_id,  # type: ignore[attr-defined]
             distributor_id=data.buyer_id,  # type: ignore[attr-defined]
         )
-        uow.publish(output_topic, "fx.order.completed", completed, time=event.time)
+        uow.publish_to(output_topic, "fx.order.completed", completed, time=event.time)
 
     def on_completed(uow: UnitOfWork, event: Event) -> None:
         data = event.data

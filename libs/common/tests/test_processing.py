@@ -36,8 +36,6 @@ def on_paid(uow: UnitOfWork, event: Event) -> None:
         raise Rejected("unbookable", "this order cannot be booked")
     uow.session.add(Seen(order_id=order_id))
     uow.publish(
-        "fx.attributions.v1",
-        "fx.order.completed",
         AttributedOrderCompleted.model_validate(
             SAMPLES["fx.order.completed"] | {"order_id": order_id}
         ),

@@ -43,10 +43,7 @@ log = logging.getLogger("test.handler")
 def on_paid(uow: UnitOfWork, event: Event) -> None:
     log.warning("booking the order")
     data = SAMPLES["fx.order.completed"] | {"order_id": event.data.order_id}  # type: ignore[attr-defined]
-    uow.publish(
-        "fx.attributions.v1", "fx.order.completed",
-        AttributedOrderCompleted.model_validate(data), time=event.time,
-    )  # fmt: skip
+    uow.publish(AttributedOrderCompleted.model_validate(data), time=event.time)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ class Harness:
 
     def __init__(self, engine: Engine, terms: Terms = TERMS) -> None:
         self.engine = engine
-        self.processor = processor_for(replace(SPEC, handlers=make_handlers(terms)), engine)
+        self.processor = processor_for(replace(SPEC, on=make_handlers(terms)), engine)
 
     def send(
         self, ce_type: str, data: dict[str, Any], at: datetime, event_id: str | None = None

@@ -24,7 +24,7 @@ from fx_common import db, ops_metrics
 from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
-from fx_common.envelope import DecodeError, UnknownEventType, decode
+from fx_common.envelope import DecodeError, Event, UnknownEventType, decode
 from fx_common.migrations import History, ensure
 from fx_common.processing import (
     BatchProcessor,
@@ -35,6 +35,7 @@ from fx_common.processing import (
     TickHandler,
     UnitOfWork,
 )
+from fx_common.processing.handlers import On, dispatch_table, preload
 from fx_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ServiceSpec:
     name: str
     topics: Sequence[str]
     handlers: Mapping[str, Handler]
+    """Untyped handlers by `ce_type` (test doubles); services declare `on` instead."""
     tables: Sequence[type[SQLModel]]
     # The store's migration history; None only for test doubles that make their own tables.
     migrations: History | None = None
@@ -54,6 +56,10 @@ class ServiceSpec:
     router: APIRouter | None = None
     on_tick: TickHandler | None = None
     prepare: Prepare | None = None
+    # Typed handlers (`fx_common.processing.On`): the dispatch table and the batch's pre-load
+    # (`repository(uow).load(keys)`) derive from them.
+    on: Sequence[On[Any]] = ()
+    repository: Callable[[UnitOfWork[Any]], Any] | None = None
     settings_cls: type[ServiceSettings] = ServiceSettings
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Background loops of the service (e.g. payout's ledger check), started with the rest.
@@ -64,9 +70,32 @@ def processor_for(
     spec: ServiceSpec, engine: Engine, clock: SimulatedClock | None = None, namespace: str = ""
 ) -> BatchProcessor:
     """The spec's batch processor (also what handler tests drive, without a broker)."""
+    handlers = {**spec.handlers, **dispatch_table(spec.on)}
     return BatchProcessor(
-        spec.name, engine, spec.handlers, spec.on_tick, clock, namespace, spec.prepare
+        spec.name,
+        engine,
+        handlers,
+        spec.on_tick,
+        clock,
+        namespace,
+        _prepare_of(spec),
+        spec.repository,
     )
+
+
+def _prepare_of(spec: ServiceSpec) -> Prepare | None:
+    """The spec's `prepare` hook, then the pre-load its typed handlers declare."""
+    hook = spec.prepare
+    if not any(on.keys is not None for on in spec.on):
+        return hook
+    load = preload(spec.on)
+
+    def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
+        if hook is not None:
+            hook(uow, events)
+        load(uow, events)
+
+    return prepare
 
 
 def replication_for(brokers: int) -> tuple[int, int]:
@@ -248,7 +277,9 @@ class ServiceRuntime:
         with Session(self.engine) as session, session.begin():
             if sweeper is not None and not db.hold_lease(session, "sweeper", *sweeper):
                 return False
-            uow = UnitOfWork(session, self.spec.name, self.namespace)
+            uow = UnitOfWork(
+                session, self.spec.name, self.namespace, repository=self.spec.repository
+            )
             uow.caused_by(f"tick:{now.isoformat()}", None)
             self.spec.on_tick(uow, now)
             uow.flush()
@@ -257,7 +288,9 @@ class ServiceRuntime:
     def command(self, cause_id: str, apply: Callable[[UnitOfWork], Any]) -> Any:
         """Run an HTTP command in one transaction with the outbox (call from a thread)."""
         with Session(self.engine) as session, session.begin():
-            uow = UnitOfWork(session, self.spec.name, self.namespace)
+            uow = UnitOfWork(
+                session, self.spec.name, self.namespace, repository=self.spec.repository
+            )
             uow.caused_by(cause_id, None)
             result = apply(uow)
             uow.flush()

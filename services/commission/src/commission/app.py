@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commission import store
 from commission.api import router
-from commission.handlers import make_handlers, on_tick, prepare
+from commission.handlers import make_handlers, on_tick
 from commission.settings import CommissionSettings
 from fx_common.cli import main as run
 from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
@@ -18,13 +18,14 @@ HISTORY = History.of("commission", __file__, store.TABLES)
 SPEC = ServiceSpec(
     name="commission",
     topics=(ATTRIBUTIONS, QUALIFICATION),
-    handlers=make_handlers(CommissionSettings().terms()),
+    handlers={},
+    on=make_handlers(CommissionSettings().terms()),
+    repository=store.Repository,
     tables=store.TABLES,
     migrations=HISTORY,
     outputs=(COMMISSIONS,),
     router=router,
     on_tick=on_tick,
-    prepare=prepare,
     settings_cls=CommissionSettings,
 )
 

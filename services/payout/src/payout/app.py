@@ -9,7 +9,7 @@ from fx_common.runtime import ServiceSpec
 from payout import store
 from payout.api import GATEWAY_KEY, router
 from payout.gateway import ManualGateway
-from payout.handlers import HANDLERS, prepare
+from payout.handlers import HANDLERS
 from payout.ledger_watch import watch_ledger
 from payout.settings import PayoutSettings
 
@@ -18,8 +18,9 @@ HISTORY = History.of("payout", __file__, store.TABLES)
 SPEC = ServiceSpec(
     name="payout",
     topics=[COMMISSIONS],
-    handlers=HANDLERS,
-    prepare=prepare,
+    handlers={},
+    on=HANDLERS,
+    repository=store.Repository,
     tables=store.TABLES,
     migrations=HISTORY,
     outputs=[PAYOUTS],

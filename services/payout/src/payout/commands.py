@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fx_common.contracts import payouts
-from fx_common.contracts.topics import PAYOUTS
 from fx_common.processing import UnitOfWork
 from payout import domain, store
 from payout.domain import Method, Status, Withdrawal, WithdrawalPolicy
 
 _WITHDRAWAL_IDS = uuid.UUID("3b0c8f52-2d3e-4a7f-9c61-5e2b7d9a0f14")
 
-EVENTS: dict[Status, tuple[str, type[payouts.WithdrawalEvent]]] = {
-    Status.REQUESTED: (payouts.WITHDRAWAL_REQUESTED, payouts.WithdrawalRequested),
-    Status.APPROVED: (payouts.WITHDRAWAL_APPROVED, payouts.WithdrawalApproved),
-    Status.REJECTED: (payouts.WITHDRAWAL_REJECTED, payouts.WithdrawalRejected),
-    Status.PAID: (payouts.WITHDRAWAL_PAID, payouts.WithdrawalPaid),
-    Status.FAILED: (payouts.WITHDRAWAL_FAILED, payouts.WithdrawalFailed),
+EVENTS: dict[Status, type[payouts.WithdrawalEvent]] = {
+    Status.REQUESTED: payouts.WithdrawalRequested,
+    Status.APPROVED: payouts.WithdrawalApproved,
+    Status.REJECTED: payouts.WithdrawalRejected,
+    Status.PAID: payouts.WithdrawalPaid,
+    Status.FAILED: payouts.WithdrawalFailed,
 }
+"""The event of each state a withdrawal enters (its type and topic: the contract registry)."""
 
 
 class IdempotencyKeyReused(Exception):
@@ -126,10 +126,8 @@ def advance_withdrawal(
 
 def _record(uow: UnitOfWork, row: store.WithdrawalRow, state: Withdrawal, now: datetime) -> None:
     """Publish the state change and book its ledger effect, keyed by the event's id."""
-    ce_type, model = EVENTS[state.status]
+    model = EVENTS[state.status]
     event = uow.publish(
-        PAYOUTS,
-        ce_type,
         model(
             withdrawal_id=state.withdrawal_id,
             distributor_id=state.distributor_id,

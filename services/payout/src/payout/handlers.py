@@ -10,33 +10,25 @@ reads the committed ledger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 
-from fx_common.contracts.commissions import (
-    COMMISSION_REVERSED,
-    COMMISSION_SETTLED,
-    CommissionReversed,
-    CommissionSettled,
-)
+from fx_common.contracts.commissions import CommissionReversed, CommissionSettled
 from fx_common.envelope import Event
-from fx_common.processing import Handler, Rejected, UnitOfWork
+from fx_common.processing import On, Rejected, UnitOfWork
 from payout import domain, store
 
-CREDITED = "credited"  # commission id -> the event id that credited it
+Uow = UnitOfWork[store.Repository]
 
 
-def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """One query for the whole batch: which of its settled commissions were credited already."""
-    settled = [e.data.commission_id for e in events if isinstance(e.data, CommissionSettled)]
-    uow.cache[CREDITED] = store.settlements_of(uow.session, settled)
+def settled_keys(event: Event, data: CommissionSettled) -> Mapping[str, Iterable[str]]:
+    """A settlement needs to know whether its commission was credited already."""
+    return {"settled": [data.commission_id]}
 
 
-def on_commission_settled(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, CommissionSettled)
+def on_commission_settled(uow: Uow, event: Event, data: CommissionSettled) -> None:
     # The inbox already drops a redelivered event; a second settlement under another event id
     # is a producer fault that would pay the commission twice, so it goes to the DLQ.
-    credited: dict[str, str] = uow.cache[CREDITED]
+    credited = uow.repo.credited
     earlier = credited.get(data.commission_id)
     if earlier is not None:
         raise Rejected(
@@ -44,8 +36,7 @@ def on_commission_settled(uow: UnitOfWork, event: Event) -> None:
             f"commission {data.commission_id} was already credited by event {earlier}",
         )
     credited[data.commission_id] = event.id
-    store.stage_entry(
-        uow,
+    uow.repo.stage_entry(
         data.distributor_id,
         domain.credit(data.amount_fen),
         source_event_id=event.id,
@@ -54,13 +45,10 @@ def on_commission_settled(uow: UnitOfWork, event: Event) -> None:
     )
 
 
-def on_commission_reversed(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, CommissionReversed)
+def on_commission_reversed(uow: Uow, event: Event, data: CommissionReversed) -> None:
     # A clawback is booked even when it drives the balance negative: the money was paid on a
     # refunded order, and withdrawals stay refused until new credits cover it.
-    store.stage_entry(
-        uow,
+    uow.repo.stage_entry(
         data.distributor_id,
         domain.debit(data.amount_fen),
         source_event_id=event.id,
@@ -69,7 +57,7 @@ def on_commission_reversed(uow: UnitOfWork, event: Event) -> None:
     )
 
 
-HANDLERS: dict[str, Handler] = {
-    COMMISSION_SETTLED: on_commission_settled,
-    COMMISSION_REVERSED: on_commission_reversed,
-}
+HANDLERS: tuple[On[CommissionSettled] | On[CommissionReversed], ...] = (
+    On((CommissionSettled,), on_commission_settled, keys=settled_keys),
+    On((CommissionReversed,), on_commission_reversed),
+)

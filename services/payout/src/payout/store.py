@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import BigInteger, DateTime, UniqueConstraint, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from fx_common.processing import UnitOfWork
+from fx_common.processing import Keys, UnitOfWork
+from fx_common.repository import rows_in, table_of
 from payout.domain import EntryKind, LedgerEntry, Status, Withdrawal
 from payout.reconciliation import LedgerLine, WithdrawalFacts
 
@@ -139,38 +141,46 @@ def ledger_totals(session: Session, distributor_id: str) -> list[LedgerEntry]:
     return [LedgerEntry(EntryKind(kind), int(total)) for kind, total in rows]
 
 
-def settlements_of(session: Session, commission_ids: Sequence[str]) -> dict[str, str]:
-    """Commission id → the event id that credited it, for those credited already."""
-    found: dict[str, str] = {}
-    for start in range(0, len(commission_ids), 500):
-        query = select(LedgerEntryRow.commission_id, LedgerEntryRow.source_event_id).where(
-            col(LedgerEntryRow.commission_id).in_(commission_ids[start : start + 500]),
-            LedgerEntryRow.kind == EntryKind.CREDIT.value,
+class Repository:
+    """The consume path's view of the ledger: which of a batch's settled commissions were
+    credited already (one query per 500), and the batch's new ledger lines (executemany)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.credited: dict[str, str] = {}
+        """Commission id → the event id that credited it (loaded, then this batch's)."""
+
+    def load(self, keys: Keys) -> None:
+        """`keys["settled"]`: the commission ids the batch settles."""
+        table = table_of(LedgerEntryRow)
+        query = sa.select(table.c.commission_id, table.c.source_event_id).where(
+            table.c.kind == EntryKind.CREDIT.value
         )
-        found.update({c: e for c, e in session.exec(query) if c is not None})
-    return found
+        rows = rows_in(
+            self.uow.session.connection(), query, table.c.commission_id, keys.get("settled", ())
+        )
+        self.credited.update({c: e for c, e in rows if c is not None})
 
-
-def stage_entry(
-    uow: UnitOfWork,
-    distributor_id: str,
-    entry: LedgerEntry,
-    *,
-    source_event_id: str,
-    occurred_at: datetime,
-    commission_id: str,
-) -> None:
-    """A consumed ledger line, inserted with the rest of the batch's lines (executemany)."""
-    uow.stage(
-        LedgerEntryRow,
-        distributor_id=distributor_id,
-        kind=entry.kind.value,
-        amount_fen=entry.amount_fen,
-        commission_id=commission_id,
-        withdrawal_id=None,
-        source_event_id=source_event_id,
-        occurred_at=occurred_at,
-    )
+    def stage_entry(
+        self,
+        distributor_id: str,
+        entry: LedgerEntry,
+        *,
+        source_event_id: str,
+        occurred_at: datetime,
+        commission_id: str,
+    ) -> None:
+        """A consumed ledger line, inserted with the rest of the batch's lines."""
+        self.uow.stage(
+            LedgerEntryRow,
+            distributor_id=distributor_id,
+            kind=entry.kind.value,
+            amount_fen=entry.amount_fen,
+            commission_id=commission_id,
+            withdrawal_id=None,
+            source_event_id=source_event_id,
+            occurred_at=occurred_at,
+        )
 
 
 # --- withdrawals ---------------------------------------------------------------------------

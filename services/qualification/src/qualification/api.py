@@ -136,8 +136,8 @@ def _command(
     with Session(runtime.engine) as session:
         seq = store.history_length(session, user_id)
 
-    def run(uow: UnitOfWork) -> DistributorView:
-        qualifications = store.qualifications(uow)
+    def run(uow: UnitOfWork[store.Qualifications]) -> DistributorView:
+        qualifications = uow.repo
         qualification = qualifications.get(user_id)
         if qualification is None:
             if known_only:
@@ -337,7 +337,7 @@ def list_candidates(
             limit=page_size,
         )
         found = store.Qualifications(session, for_update=False)
-        found.load(user_ids)
+        found.read(user_ids)
     items = []
     for user_id in user_ids:
         q = found.get(user_id)

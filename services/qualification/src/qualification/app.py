@@ -10,8 +10,9 @@ from fx_common.cli import main as run
 from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
+from qualification import store
 from qualification.api import router
-from qualification.handlers import HANDLERS, prepare, tick_with_grace
+from qualification.handlers import HANDLERS, tick_with_grace
 from qualification.settings import QualificationSettings
 from qualification.store import TABLES
 
@@ -22,13 +23,14 @@ HISTORY = History.of("qualification", __file__, TABLES)
 SPEC = ServiceSpec(
     name="qualification",
     topics=[ATTRIBUTIONS],
-    handlers=HANDLERS,
+    handlers={},
+    on=HANDLERS,
+    repository=store.repository,
     tables=TABLES,
     migrations=HISTORY,
     outputs=[QUALIFICATION],
     router=router,
     on_tick=tick_with_grace(QualificationSettings().assessment_grace),
-    prepare=prepare,
     settings_cls=QualificationSettings,
 )
 

@@ -12,20 +12,17 @@ fails), changes them in memory and writes them back once, as its transaction com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from fx_common.contracts import qualification as published
 from fx_common.contracts.attributions import (
-    ATTRIBUTED_ORDER_REFUNDED,
-    ORDER_ATTRIBUTED,
     AttributedOrderRefunded,
     OrderAttributed,
 )
 from fx_common.contracts.base import ContractModel
-from fx_common.contracts.topics import QUALIFICATION
 from fx_common.envelope import Event
-from fx_common.processing import Handler, TickHandler, UnitOfWork
+from fx_common.processing import On, TickHandler, UnitOfWork
 from qualification import store
 from qualification.domain import (
     Applied,
@@ -72,10 +69,13 @@ def to_contract(event: DomainEvent) -> tuple[str, ContractModel]:
     raise TypeError(f"no contract for {type(event).__name__}")
 
 
-def record(uow: UnitOfWork, qualification: Qualification, events: list[DomainEvent]) -> None:
+Uow = UnitOfWork[store.Qualifications]
+
+
+def record(uow: Uow, qualification: Qualification, events: list[DomainEvent]) -> None:
     """Keep the aggregate for the write, add its new events to the history and stage them for
     publishing."""
-    qualifications = store.qualifications(uow)
+    qualifications = uow.repo
     qualifications.save(qualification)
     for event in events:
         ce_type, data = to_contract(event)
@@ -85,24 +85,20 @@ def record(uow: UnitOfWork, qualification: Qualification, events: list[DomainEve
             event.at,
             data.model_dump(mode="json", exclude_none=True),
         )
-        uow.publish(QUALIFICATION, ce_type, data, time=event.at, subject=qualification.user_id)
+        uow.publish(data, time=event.at, subject=qualification.user_id)
 
 
-def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """Load, set-based, the qualifications the batch's refunds and attributions name (for
-    attributions, only running assessments need their orders)."""
-    qualifications = store.qualifications(uow)
-    data = [event.data for event in events]
-    qualifications.load(d.distributor_id for d in data if isinstance(d, AttributedOrderRefunded))
-    qualifications.load(
-        (d.distributor_id for d in data if isinstance(d, OrderAttributed)), assessing_only=True
-    )
+def attributed_keys(event: Event, data: OrderAttributed) -> Mapping[str, Iterable[str]]:
+    """An attribution needs its distributor only while an assessment runs."""
+    return {"assessing": [data.distributor_id]}
 
 
-def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, OrderAttributed)
-    qualification = store.qualifications(uow).assessing(data.distributor_id)
+def refunded_keys(event: Event, data: AttributedOrderRefunded) -> Mapping[str, Iterable[str]]:
+    return {"users": [data.distributor_id]}
+
+
+def on_order_attributed(uow: Uow, event: Event, data: OrderAttributed) -> None:
+    qualification = uow.repo.assessing(data.distributor_id)
     if qualification is None:
         return  # only a running assessment counts orders
     paid_fen = sum(line.paid_amount_fen for line in data.lines)
@@ -114,10 +110,8 @@ def on_order_attributed(uow: UnitOfWork, event: Event) -> None:
         record(uow, qualification, events)
 
 
-def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, AttributedOrderRefunded)
-    qualification = store.qualifications(uow).get(data.distributor_id)
+def on_order_refunded(uow: Uow, event: Event, data: AttributedOrderRefunded) -> None:
+    qualification = uow.repo.get(data.distributor_id)
     if qualification is None:
         return
     amount_fen = sum(line.refund_amount_fen for line in data.lines)
@@ -140,16 +134,16 @@ def on_tick(uow: UnitOfWork, now: datetime) -> None:
     The store may still list a candidate this batch qualified or failed already (it is written
     at commit): its aggregate, as this batch left it, then has nothing left to expire.
     """
-    qualifications = store.qualifications(uow)
+    qualifications: store.Qualifications = uow.repo
     due = store.assessments_due(uow.session, now)
-    qualifications.load(due)
+    qualifications.read(due)
     for user_id in due:
         qualification = qualifications.get(user_id)
         assert qualification is not None
         record(uow, qualification, qualification.expire(now))
 
 
-HANDLERS: dict[str, Handler] = {
-    ORDER_ATTRIBUTED: on_order_attributed,
-    ATTRIBUTED_ORDER_REFUNDED: on_order_refunded,
-}
+HANDLERS: tuple[On[OrderAttributed] | On[AttributedOrderRefunded], ...] = (
+    On((OrderAttributed,), on_order_attributed, keys=attributed_keys),
+    On((AttributedOrderRefunded,), on_order_refunded, keys=refunded_keys),
+)

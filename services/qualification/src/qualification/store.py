@@ -29,7 +29,7 @@ from sqlalchemy.engine import Row as SqlRow
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from fx_common.db import UtcDateTime
-from fx_common.processing import UnitOfWork
+from fx_common.processing import Keys, UnitOfWork
 from qualification.domain import Mode, Qualification, QualifyingOrder, Refund, Status
 
 
@@ -117,7 +117,13 @@ class Qualifications:
         self.changed: dict[str, Qualification] = {}
         self.history: list[dict[str, Any]] = []
 
-    def load(self, user_ids: Iterable[str], *, assessing_only: bool = False) -> None:
+    def load(self, keys: Keys) -> None:
+        """A batch's pre-load: `keys["users"]` (refunds name them) and `keys["assessing"]`
+        (attributions: only a running assessment needs its orders)."""
+        self.read(keys.get("users", ()))
+        self.read(keys.get("assessing", ()), assessing_only=True)
+
+    def read(self, user_ids: Iterable[str], *, assessing_only: bool = False) -> None:
         """Read, set-based, the qualifications not read yet. With `assessing_only`, users not
         assessing are only noted (only a running assessment counts orders): `get` reads them
         if they are needed after all.
@@ -186,13 +192,13 @@ class Qualifications:
     def get(self, user_id: str) -> Qualification | None:
         """The user's qualification as this transaction sees it; None if never applied."""
         if user_id not in self.found:
-            self.load([user_id])
+            self.read([user_id])
         return self.found[user_id]
 
     def assessing(self, user_id: str) -> Qualification | None:
         """The user's qualification while its assessment runs; None otherwise."""
         if user_id not in self.found and user_id not in self.not_assessing:
-            self.load([user_id], assessing_only=True)
+            self.read([user_id], assessing_only=True)
         found = self.found.get(user_id)
         return found if found is not None and found.status is Status.ASSESSING else None
 
@@ -235,16 +241,11 @@ class Qualifications:
             self.history = []
 
 
-def qualifications(uow: UnitOfWork) -> Qualifications:
-    """The unit of work's qualifications, written back just before its transaction commits.
-
-    The batch processor has no end-of-batch step, so the session's commit is that point; a
-    command that reads its writes back calls `write` itself first.
-    """
-    found: Qualifications | None = uow.cache.get("qualifications")
-    if found is None:
-        found = uow.cache["qualifications"] = Qualifications(uow.session)
-        uow.before_flush(found.write)
+def repository(uow: UnitOfWork) -> Qualifications:
+    """The unit of work's qualifications (`uow.repo`), written back just before its
+    transaction commits; a command that reads its writes back calls `write` itself first."""
+    found = Qualifications(uow.session)
+    uow.before_flush(found.write)
     return found
 
 

@@ -79,9 +79,11 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
-        handlers=handlers.handlers_for(
+        handlers={},
+        on=handlers.handlers_for(
             settings.protection_period, settings.rules(), settings.late_visit_horizon
         ),
+        repository=store.Repository,
         tables=store.TABLES,
         migrations=HISTORY,
         outputs=(BINDINGS, ATTRIBUTIONS),

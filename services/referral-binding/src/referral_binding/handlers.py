@@ -9,46 +9,36 @@ for (kept unattributed); completions and refunds of unknown or unattributed orde
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import event as orm_event
 
 from fx_common.contracts import attributions, bindings, mall_orders, mall_shares, qualification
-from fx_common.contracts.topics import ATTRIBUTIONS, BINDINGS
 from fx_common.envelope import Event
-from fx_common.processing import Handler, Prepare, TickHandler, UnitOfWork
+from fx_common.processing import On, Prepare, TickHandler, UnitOfWork
 from referral_binding import domain, late, store
 from referral_binding.cache import BindingCache
 from referral_binding.late_visits import DEFAULT_LATE_VISIT_HORIZON
 
 _BINDING_IDS = uuid.UUID("0c8f5a52-1d0e-4c1b-9b7a-3a4f2d6e8b11")
 
-_ELIGIBLE_FROM = {
-    qualification.ASSESSMENT_STARTED: True,
-    qualification.DISTRIBUTOR_QUALIFIED: True,
-    qualification.ASSESSMENT_FAILED: False,
-    qualification.DISTRIBUTOR_REVOKED: False,
+EligibilityEvent = (
+    qualification.AssessmentStarted
+    | qualification.DistributorQualified
+    | qualification.AssessmentFailed
+    | qualification.DistributorRevoked
+)
+_ELIGIBLE_FROM: dict[type[EligibilityEvent], bool] = {
+    qualification.AssessmentStarted: True,
+    qualification.DistributorQualified: True,
+    qualification.AssessmentFailed: False,
+    qualification.DistributorRevoked: False,
 }
 
-_ELIGIBILITY_MODELS = (
-    qualification.AssessmentStarted,
-    qualification.DistributorQualified,
-    qualification.AssessmentFailed,
-    qualification.DistributorRevoked,
-)
-
-Data = TypeVar("Data", bound=BaseModel)
-
-
-def _data(event: Event, model: type[Data]) -> Data:
-    if not isinstance(event.data, model):
-        raise TypeError(
-            f"{event.type} decoded to {type(event.data).__name__}, not {model.__name__}"
-        )
-    return event.data
+Uow = UnitOfWork[store.Repository]
+Keys = Mapping[str, Iterable[Any]]
 
 
 def binding_id_for(cause_event_id: str) -> str:
@@ -56,47 +46,34 @@ def binding_id_for(cause_event_id: str) -> str:
     return str(uuid.uuid5(_BINDING_IDS, cause_event_id))
 
 
-def prepare(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """Load, in a few queries, everything the batch's handlers will look up (`store.Repository`)."""
-    shares: set[str] = set()
-    customers: set[str] = set()
-    distributors: set[str] = set()
-    orders: set[str] = set()
-    sharers: set[str] = set()
-    reopen: dict[str, datetime] = {}
-    for event in events:
-        data = event.data
-        if isinstance(data, mall_shares.ShareCreated):
-            shares.add(data.share_id)
-            sharers.add(data.sharer_id)
-        elif isinstance(data, mall_shares.ShareVisited):
-            shares.add(data.share_id)
-            sharers.add(data.sharer_id)
-            customers.add(data.visitor_id)
-        elif isinstance(data, mall_orders.OrderPaid):
-            orders.add(data.order_id)
-            customers.add(data.buyer_id)
-            if data.share_id:
-                shares.add(data.share_id)
-        elif isinstance(data, mall_orders.OrderCompleted | mall_orders.OrderRefunded):
-            orders.add(data.order_id)
-        elif isinstance(data, _ELIGIBILITY_MODELS):
-            distributors.add(data.user_id)
-            if _ELIGIBLE_FROM[event.type]:
-                known = reopen.get(data.user_id)
-                reopen[data.user_id] = event.time if known is None else min(known, event.time)
-    store.repository_of(uow).load(
-        shares=shares,
-        customers=customers,
-        distributors=distributors,
-        orders=orders,
-        users=sharers,
-        reopen=reopen,
-    )
+# --- what each event needs loaded (merged for the batch: `Repository.load`)
 
 
-def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
-    batch = store.repository_of(uow)
+def share_created_keys(event: Event, data: mall_shares.ShareCreated) -> Keys:
+    return {"shares": [data.share_id], "users": [data.sharer_id]}
+
+
+def share_visited_keys(event: Event, data: mall_shares.ShareVisited) -> Keys:
+    return {"shares": [data.share_id], "users": [data.sharer_id], "customers": [data.visitor_id]}
+
+
+def order_paid_keys(event: Event, data: mall_orders.OrderPaid) -> Keys:
+    shares = [data.share_id] if data.share_id else []
+    return {"orders": [data.order_id], "customers": [data.buyer_id], "shares": shares}
+
+
+def order_keys(event: Event, data: mall_orders.OrderCompleted | mall_orders.OrderRefunded) -> Keys:
+    return {"orders": [data.order_id]}
+
+
+def eligibility_keys(event: Event, data: EligibilityEvent) -> Keys:
+    """The distributor's open bindings; made eligible, their visits refused since then."""
+    reopen = [(data.user_id, event.time)] if _ELIGIBLE_FROM[type(data)] else []
+    return {"distributors": [data.user_id], "reopen": reopen}
+
+
+def _record(uow: Uow, events: Sequence[domain.BindingEvent]) -> None:
+    batch = uow.repo
     for event in events:
         binding = event.binding
         batch.save_binding(binding, created=isinstance(event, domain.BindingCreated))
@@ -110,7 +87,7 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
                     protected_until=binding.protected_until,
                     order_id=binding.order_id,
                 )
-                uow.publish(BINDINGS, bindings.BINDING_CREATED, created, time=binding.bound_at)
+                uow.publish(created, time=binding.bound_at)
             case domain.BindingExtended(order_id=order_id, extended_at=extended_at):
                 batch.add_extension(
                     order_id, binding.binding_id, extended_at, binding.protected_until
@@ -122,7 +99,7 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
                     order_id=order_id,
                     protected_until=binding.protected_until,
                 )
-                uow.publish(BINDINGS, bindings.BINDING_EXTENDED, extended, time=extended_at)
+                uow.publish(extended, time=extended_at)
             case domain.BindingReleased():
                 assert binding.released_at is not None and binding.release_reason is not None
                 released = bindings.BindingReleased(
@@ -131,12 +108,11 @@ def _record(uow: UnitOfWork, events: Sequence[domain.BindingEvent]) -> None:
                     distributor_id=binding.distributor_id,
                     reason=binding.release_reason.value,
                 )
-                uow.publish(BINDINGS, bindings.BINDING_RELEASED, released, time=binding.released_at)
+                uow.publish(released, time=binding.released_at)
 
 
-def on_share_created(uow: UnitOfWork, event: Event) -> None:
-    data = _data(event, mall_shares.ShareCreated)
-    store.repository_of(uow).record_share(
+def on_share_created(uow: Uow, event: Event, data: mall_shares.ShareCreated) -> None:
+    uow.repo.record_share(
         data.share_id,
         data.sharer_id,
         event.time,
@@ -146,9 +122,8 @@ def on_share_created(uow: UnitOfWork, event: Event) -> None:
     )
 
 
-def on_order_completed(uow: UnitOfWork, event: Event) -> None:
-    data = _data(event, mall_orders.OrderCompleted)
-    batch = store.repository_of(uow)
+def on_order_completed(uow: Uow, event: Event, data: mall_orders.OrderCompleted) -> None:
+    batch = uow.repo
     distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
         if batch.is_paid(data.order_id):
@@ -157,12 +132,11 @@ def on_order_completed(uow: UnitOfWork, event: Event) -> None:
     completed = attributions.AttributedOrderCompleted(
         order_id=data.order_id, distributor_id=distributor_id
     )
-    uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_COMPLETED, completed, time=event.time)
+    uow.publish(completed, time=event.time)
 
 
-def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
-    data = _data(event, mall_orders.OrderRefunded)
-    batch = store.repository_of(uow)
+def on_order_refunded(uow: Uow, event: Event, data: mall_orders.OrderRefunded) -> None:
+    batch = uow.repo
     distributor_id = batch.attributed_to(data.order_id)
     if distributor_id is None:
         if batch.is_paid(data.order_id):
@@ -174,21 +148,20 @@ def on_order_refunded(uow: UnitOfWork, event: Event) -> None:
         refund_id=data.refund_id,
         lines=data.lines,
     )
-    uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_REFUNDED, refunded, time=event.time)
+    uow.publish(refunded, time=event.time)
 
 
-def on_tick(uow: UnitOfWork, now: datetime) -> None:
+def on_tick(uow: Uow, now: datetime) -> None:
     """Release every binding whose protection ended by `now`, at the moment it ended."""
-    _record(uow, domain.expire_all(store.repository_of(uow).open_bindings_ended_by(now), now))
+    _record(uow, domain.expire_all(uow.repo.open_bindings_ended_by(now), now))
 
 
 def invalidating(cache: BindingCache) -> tuple[Prepare, TickHandler]:
-    """`prepare` and `on_tick` that also drop the cached answers of every customer whose
+    """A `prepare` hook and `on_tick` that drop the cached answers of every customer whose
     bindings the unit of work changed, once its transaction has committed."""
 
     def prepare_batch(uow: UnitOfWork, events: Sequence[Event]) -> None:
         _invalidate_after_commit(uow, cache)
-        prepare(uow, events)
 
     def sweep(uow: UnitOfWork, now: datetime) -> None:
         _invalidate_after_commit(uow, cache)
@@ -203,7 +176,7 @@ def _invalidate_after_commit(uow: UnitOfWork, cache: BindingCache) -> None:
     # without a rejected event) commits nothing, so it invalidates nothing.
     if "rb.invalidation" in uow.cache:
         return
-    batch = uow.cache["rb.invalidation"] = store.repository_of(uow)
+    batch = uow.cache["rb.invalidation"] = uow.repo
     orm_event.listen(
         uow.session, "after_commit", lambda _: cache.invalidate(batch.changed_customers), once=True
     )
@@ -213,18 +186,18 @@ def handlers_for(
     protection_period: timedelta,
     rules: domain.Rules = domain.DEFAULT_RULES,
     late_visit_horizon: timedelta = DEFAULT_LATE_VISIT_HORIZON,
-) -> dict[str, Handler]:
+) -> list[On[Any]]:
     """The handlers, with the protection period, rules and late-visit horizon the service is
-    configured with, by event type."""
+    configured with: the contract models each handles and what its events need loaded."""
     handlers = ReferralBindingHandlers(protection_period, rules, late_visit_horizon)
-    return {
-        mall_shares.SHARE_CREATED: on_share_created,
-        mall_shares.SHARE_VISITED: handlers.on_share_visited,
-        mall_orders.ORDER_PAID: handlers.on_order_paid,
-        mall_orders.ORDER_COMPLETED: on_order_completed,
-        mall_orders.ORDER_REFUNDED: on_order_refunded,
-        **dict.fromkeys(_ELIGIBLE_FROM, handlers.on_eligibility_changed),
-    }
+    return [
+        On((mall_shares.ShareCreated,), on_share_created, keys=share_created_keys),
+        On((mall_shares.ShareVisited,), handlers.on_share_visited, keys=share_visited_keys),
+        On((mall_orders.OrderPaid,), handlers.on_order_paid, keys=order_paid_keys),
+        On((mall_orders.OrderCompleted,), on_order_completed, keys=order_keys),
+        On((mall_orders.OrderRefunded,), on_order_refunded, keys=order_keys),
+        On(tuple(_ELIGIBLE_FROM), handlers.on_eligibility_changed, keys=eligibility_keys),
+    ]
 
 
 class ReferralBindingHandlers:
@@ -241,7 +214,7 @@ class ReferralBindingHandlers:
 
     def decide_visit(
         self,
-        uow: UnitOfWork,
+        uow: Uow,
         *,
         event_id: str,
         share_id: str,
@@ -251,7 +224,7 @@ class ReferralBindingHandlers:
     ) -> tuple[domain.VisitOutcome, str | None, str | None]:
         """Apply the visit rules at `visited_at`, recording what they did: (outcome, binding
         id, distributor whose protection covered the visit)."""
-        batch = store.repository_of(uow)
+        batch = uow.repo
         result = domain.visit(
             binding_id=binding_id_for(event_id),
             share_id=share_id,
@@ -285,9 +258,8 @@ class ReferralBindingHandlers:
             protected_by.distributor_id if protected_by else None,
         )
 
-    def on_share_visited(self, uow: UnitOfWork, event: Event) -> None:
-        data = _data(event, mall_shares.ShareVisited)
-        batch = store.repository_of(uow)
+    def on_share_visited(self, uow: Uow, event: Event, data: mall_shares.ShareVisited) -> None:
+        batch = uow.repo
         # The visit names its sharer, so a share we have not seen created is no error.
         batch.record_share(data.share_id, data.sharer_id, event.time, created=False)
         outcome, binding_id, protected_by = self.decide_visit(
@@ -309,15 +281,12 @@ class ReferralBindingHandlers:
             protected_by=protected_by,
         )
 
-    def on_eligibility_changed(self, uow: UnitOfWork, event: Event) -> None:
+    def on_eligibility_changed(self, uow: Uow, event: Event, data: EligibilityEvent) -> None:
         """Record the change and release the user's bindings it makes ineligible; a change
         making the user eligible from its time S reopens their visits refused as not
         eligible at or after S (arrived before it), decided again in `visited_at` order."""
-        data = event.data
-        if not isinstance(data, _ELIGIBILITY_MODELS):
-            raise TypeError(f"{event.type} decoded to {type(data).__name__}")
-        user_id, batch = data.user_id, store.repository_of(uow)
-        eligible = _ELIGIBLE_FROM[event.type]
+        user_id, batch = data.user_id, uow.repo
+        eligible = _ELIGIBLE_FROM[type(data)]
         batch.add_eligibility(event.id, user_id, event.time, eligible, event.type)
         open_bindings = batch.open_bindings_of_distributor(user_id)
         _record(uow, domain.distributor_changed(open_bindings, batch.eligibility_of(user_id)))
@@ -339,9 +308,8 @@ class ReferralBindingHandlers:
                 protected_by=protected_by,
             )
 
-    def on_order_paid(self, uow: UnitOfWork, event: Event) -> None:
-        data = _data(event, mall_orders.OrderPaid)
-        batch = store.repository_of(uow)
+    def on_order_paid(self, uow: Uow, event: Event, data: mall_orders.OrderPaid) -> None:
+        batch = uow.repo
         if batch.is_paid(data.order_id):
             return
         sharer_id = batch.sharer_of(data.share_id) if data.share_id else None
@@ -380,4 +348,4 @@ class ReferralBindingHandlers:
             paid_at=event.time,
             lines=data.lines,
         )
-        uow.publish(ATTRIBUTIONS, attributions.ORDER_ATTRIBUTED, attributed, time=event.time)
+        uow.publish(attributed, time=event.time)

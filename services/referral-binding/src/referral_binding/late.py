@@ -19,7 +19,6 @@ from sqlalchemy import insert, select
 
 from fx_common.contracts import attributions, mall_orders
 from fx_common.contracts.mall_orders import OrderLine
-from fx_common.contracts.topics import ATTRIBUTIONS
 from fx_common.envelope import Event
 from fx_common.processing import UnitOfWork
 from referral_binding import domain, store
@@ -27,7 +26,8 @@ from referral_binding.late_visits import PaidOrder, bind_late, may_bind_late
 
 _FOLLOW_UPS = store.RbFollowUp.__table__  # type: ignore[attr-defined]
 
-Record = Callable[[UnitOfWork, Sequence[domain.BindingEvent]], None]
+Uow = UnitOfWork[store.Repository]
+Record = Callable[[Uow, Sequence[domain.BindingEvent]], None]
 
 
 def lines_json(data: mall_orders.OrderPaid) -> str:
@@ -35,7 +35,7 @@ def lines_json(data: mall_orders.OrderPaid) -> str:
     return json.dumps([line.model_dump(mode="json", exclude_none=True) for line in data.lines])
 
 
-def keep_follow_up(uow: UnitOfWork, event: Event, order_id: str) -> None:
+def keep_follow_up(uow: Uow, event: Event, order_id: str) -> None:
     """A completion or refund of a paid, unattributed order: kept for a late visit (written
     now, not staged, so a late visit later in the same batch finds it)."""
     row = {
@@ -49,7 +49,7 @@ def keep_follow_up(uow: UnitOfWork, event: Event, order_id: str) -> None:
 
 
 def try_bind_late(
-    uow: UnitOfWork,
+    uow: Uow,
     *,
     binding_id: str,
     share_id: str,
@@ -62,7 +62,7 @@ def try_bind_late(
     record: Record,
 ) -> bool:
     """Apply the late-visit rule to a visit decided `late`; True when it bound."""
-    batch = store.repository_of(uow)
+    batch = uow.repo
     rows = batch.orders_since(visitor_id, visited_at)
     later = [PaidOrder(r["order_id"], r["paid_at"], r["distributor_id"] is not None) for r in rows]
     customer = batch.customer(visitor_id)
@@ -92,9 +92,9 @@ def try_bind_late(
 
 
 def _attribute(
-    uow: UnitOfWork, row: dict[str, Any], attribution: domain.Attribution, binding_id: str | None
+    uow: Uow, row: dict[str, Any], attribution: domain.Attribution, binding_id: str | None
 ) -> None:
-    batch = store.repository_of(uow)
+    batch = uow.repo
     lines = [OrderLine.model_validate(line) for line in json.loads(row["lines"] or "[]")]
     batch.attribute_order(
         {
@@ -113,7 +113,7 @@ def _attribute(
         paid_at=row["paid_at"],
         lines=lines,
     )
-    uow.publish(ATTRIBUTIONS, attributions.ORDER_ATTRIBUTED, attributed, time=row["paid_at"])
+    uow.publish(attributed, time=row["paid_at"])
     query = (
         select(_FOLLOW_UPS)
         .where(_FOLLOW_UPS.c.order_id == row["order_id"])
@@ -124,17 +124,17 @@ def _attribute(
             _publish_follow_up(uow, follow_up, attribution.distributor_id)
 
 
-def _publish_follow_up(uow: UnitOfWork, follow_up: Any, distributor_id: str) -> None:
+def _publish_follow_up(uow: Uow, follow_up: Any, distributor_id: str) -> None:
     order_id, at = follow_up["order_id"], follow_up["occurred_at"]
     if follow_up["ce_type"] == mall_orders.ORDER_COMPLETED:
         completed = attributions.AttributedOrderCompleted(
             order_id=order_id, distributor_id=distributor_id
         )
-        uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_COMPLETED, completed, time=at)
+        uow.publish(completed, time=at)
         return
     refund = mall_orders.OrderRefunded.model_validate_json(follow_up["data"])
     refunded = attributions.AttributedOrderRefunded(
         order_id=order_id, distributor_id=distributor_id, refund_id=refund.refund_id,
         lines=refund.lines,
     )  # fmt: skip
-    uow.publish(ATTRIBUTIONS, attributions.ATTRIBUTED_ORDER_REFUNDED, refunded, time=at)
+    uow.publish(refunded, time=at)

@@ -38,6 +38,7 @@ __all__ = [
     "classify",
     "key_for",
     "model_for",
+    "type_for",
 ]
 
 TOPIC_EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -151,6 +152,17 @@ EVENT_KEY_FIELD: dict[str, str] = {
 def model_for(ce_type: str) -> type[ContractModel] | None:
     """The data model of `ce_type`, or `None` when the type is not part of our contracts."""
     return EVENT_MODELS.get(ce_type)
+
+
+_TYPE_OF_MODEL: dict[type[BaseModel], str] = {model: t for t, model in EVENT_MODELS.items()}
+
+
+def type_for(model: type[BaseModel]) -> str:
+    """The `ce_type` whose data is `model` (each type has its own model)."""
+    try:
+        return _TYPE_OF_MODEL[model]
+    except KeyError:
+        raise KeyError(f"{model.__name__} is no event type of the contract") from None
 
 
 def key_for(ce_type: str, data: BaseModel) -> str:

@@ -18,6 +18,7 @@ from fx_common.processing.batch import (
     TickHandler,
 )
 from fx_common.processing.consumer import Consumer
+from fx_common.processing.handlers import Keys, On
 from fx_common.processing.relay import OutboxRelay
 from fx_common.processing.unit_of_work import Rejected, UnitOfWork
 
@@ -27,6 +28,8 @@ __all__ = [
     "BatchProcessor",
     "Consumer",
     "Handler",
+    "Keys",
+    "On",
     "OutboxRelay",
     "Prepare",
     "Rejected",

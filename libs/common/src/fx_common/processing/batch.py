@@ -76,7 +76,9 @@ class BatchProcessor:
         clock: SimulatedClock | None = None,
         namespace: str = "",
         prepare: Prepare | None = None,
+        repository: Callable[[UnitOfWork[Any]], Any] | None = None,
     ) -> None:
+        self.repository = repository
         self.service = service
         self.namespace = namespace
         self.prepare = prepare
@@ -111,7 +113,8 @@ class BatchProcessor:
         with Session(self.engine) as session, session.begin():
             ids = [d.event.id for d in decoded if d.event is not None]
             now = SystemClock().now()
-            batch = _Pass(UnitOfWork(session, self.service, self.namespace), {}, now)
+            uow = UnitOfWork(session, self.service, self.namespace, repository=self.repository)
+            batch = _Pass(uow, {}, now)
             batch.seen = inbox.applied_digests(session, ids)
             if self.prepare is not None:
                 self.prepare(batch.uow, self._fresh(decoded, batch.seen, rejected))

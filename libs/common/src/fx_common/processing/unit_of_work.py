@@ -10,19 +10,23 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 
 from aiokafka.structs import ConsumerRecord
 from sqlmodel import Session, SQLModel
+from typing_extensions import TypeVar
 
 from fx_common import bulk, db, tracing
 from fx_common.clock import SystemClock
 from fx_common.contracts.base import ContractModel
-from fx_common.contracts.registry import key_for
+from fx_common.contracts.registry import EVENT_TOPIC, key_for, type_for
 from fx_common.contracts.topics import dlq_topic, event_source
 from fx_common.envelope import Event, encode
 
 _ID_NAMESPACE = uuid.UUID("6f1d3c1e-5a0b-4c55-9d3e-2f6a8e1b7c40")
+
+R = TypeVar("R", default=Any)
+"""The service's repository (`uow.repo`)."""
 
 
 class Rejected(Exception):
@@ -39,19 +43,33 @@ class Rejected(Exception):
 
 
 @dataclass
-class UnitOfWork:
-    """What a handler may touch: the batch's session and an outbox to publish through."""
+class UnitOfWork(Generic[R]):
+    """What a handler may touch: the batch's session, its service's repository (`repo`) and
+    an outbox to publish through."""
 
     session: Session
     service: str
     namespace: str = ""
     cause_id: str = ""
     traceparent: str | None = None
+    repository: Callable[[UnitOfWork[R]], R] | None = None
+    """Makes the service's repository for this unit of work (on first use of `repo`)."""
     cache: dict[str, Any] = field(default_factory=dict)
+    _repo: Any = None
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     _before_flush: list[Callable[[], None]] = field(default_factory=list)
     _published_for_cause: int = 0
+
+    @property
+    def repo(self) -> R:
+        """The service's repository over this unit of work (one per unit of work)."""
+        if self._repo is None:
+            if self.repository is None:
+                raise RuntimeError(f"{self.service} declares no repository")
+            self._repo = self.repository(self)
+        repo: R = self._repo
+        return repo
 
     def before_flush(self, write: Callable[[], None]) -> None:
         """Run `write` once when the unit of work ends, before staged rows and the outbox:
@@ -82,7 +100,17 @@ class UnitOfWork:
         finally:
             self.cause_id, self._published_for_cause = saved
 
-    def publish(
+    def publish(self, data: ContractModel, *, time: datetime, subject: str | None = None) -> Event:
+        """Stage an event of the contract; it is published after the transaction commits.
+
+        Its type, topic and key come from the contract registry (`type_for`, `EVENT_TOPIC`,
+        `key_for`). Its id derives from the cause's id, so processing the same cause again (a
+        replay into a fresh store) yields the same event ids.
+        """
+        ce_type = type_for(type(data))
+        return self.publish_to(EVENT_TOPIC[ce_type], ce_type, data, time=time, subject=subject)
+
+    def publish_to(
         self,
         topic: str,
         ce_type: str,
@@ -91,11 +119,7 @@ class UnitOfWork:
         time: datetime,
         subject: str | None = None,
     ) -> Event:
-        """Stage an event; it is published after the transaction commits.
-
-        Its id derives from the cause's id, so processing the same cause again (a replay
-        into a fresh store) yields the same event ids.
-        """
+        """`publish` to a topic and type given (a test double's, outside the contract)."""
         self._published_for_cause += 1
         event_id = uuid.uuid5(
             _ID_NAMESPACE, f"{self.service}|{self.cause_id}|{self._published_for_cause}"

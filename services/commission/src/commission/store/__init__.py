@@ -27,7 +27,7 @@ from commission.store.queries import (
     page_of_commissions,
     totals_by_status,
 )
-from commission.store.repository import Repository, repository_of
+from commission.store.repository import Repository
 from commission.store.tables import (
     TABLES,
     AuditRecord,
@@ -67,6 +67,5 @@ __all__ = [
     "plan_at",
     "plan_versions",
     "plans_at",
-    "repository_of",
     "totals_by_status",
 ]  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +19,11 @@ from commission.store.tables import (
     RefundLineRecord,
     StatusChangeRecord,
 )
-from fx_common.processing import UnitOfWork
+from fx_common.processing import Keys, UnitOfWork
 from fx_common.repository import ChangedRows, rows_in, table_of
 
-_BATCH = "commission"
 _COMMISSION_FIELDS = tuple(f.name for f in dataclasses.fields(domain.Commission))
 _OPEN_OR_SETTLED: frozenset[domain.Status] = domain.OPEN | {"settled"}
-
-
-def repository_of(uow: UnitOfWork) -> Repository:
-    """The unit of work's `Repository` (empty until `load`: a tick loads nothing)."""
-    if _BATCH not in uow.cache:
-        uow.cache[_BATCH] = Repository(uow)
-    batch: Repository = uow.cache[_BATCH]
-    return batch
 
 
 class Repository:
@@ -59,17 +50,12 @@ class Repository:
         self._changed = ChangedRows(CommissionRecord)
         uow.before_flush(self.write)
 
-    def load(
-        self,
-        *,
-        orders: set[str],
-        distributors: set[str],
-        reassessed: set[str],
-        paid_at: Sequence[datetime],
-    ) -> None:
-        """What arrived for `orders` and their commissions; the qualification history of
-        `distributors`; the open and settled commissions of `reassessed` distributors; the
-        plan versions in force at `paid_at`."""
+    def load(self, keys: Keys) -> None:
+        """What arrived for `keys["orders"]` and their commissions; the qualification history
+        of `keys["distributors"]`; the open and settled commissions of `keys["reassessed"]`
+        distributors; the plan versions in force at `keys["paid_at"]`."""
+        orders, distributors = keys.get("orders", set()), keys.get("distributors", set())
+        reassessed, paid_at = keys.get("reassessed", set()), sorted(keys.get("paid_at", ()))
         self.refunds.update({order_id: [] for order_id in orders})
         self.history.update({distributor: [] for distributor in distributors})
         self._of_order.update({order_id: [] for order_id in orders})

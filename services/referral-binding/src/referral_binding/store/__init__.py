@@ -13,7 +13,7 @@ from referral_binding.store.queries import (
     protected_customers,
     visit_stats,
 )
-from referral_binding.store.repository import Repository, repository_of
+from referral_binding.store.repository import Repository
 from referral_binding.store.tables import (
     TABLES,
     RbBinding,
@@ -41,6 +41,5 @@ __all__ = [
     "next_binding_start",
     "protected_binding",
     "protected_customers",
-    "repository_of",
     "visit_stats",
 ]  # fmt: skip

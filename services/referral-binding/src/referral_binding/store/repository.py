@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from fx_common.processing import UnitOfWork
+from fx_common.processing import Keys, UnitOfWork
 from fx_common.repository import ChangedRows, rows_in, table_of
 from referral_binding.domain import (
     REOPENABLE,
@@ -36,16 +36,7 @@ _BINDINGS = table_of(RbBinding)
 _ORDERS = table_of(RbOrder)
 _ELIGIBILITY = table_of(RbEligibility)
 _VISITS = table_of(RbVisit)
-_BATCH = "referral-binding"
 _Columns = tuple[Any, ...]
-
-
-def repository_of(uow: UnitOfWork) -> Repository:
-    """The unit of work's `Repository` (empty until `load`: a tick loads nothing)."""
-    if _BATCH not in uow.cache:
-        uow.cache[_BATCH] = Repository(uow)
-    batch: Repository = uow.cache[_BATCH]
-    return batch
 
 
 class Repository:
@@ -80,22 +71,18 @@ class Repository:
         """Customers whose bindings this unit of work changed (their cached answers go)."""
         uow.before_flush(self.write)
 
-    def load(
-        self,
-        *,
-        shares: set[str],
-        customers: set[str],
-        distributors: set[str],
-        orders: set[str],
-        users: set[str],
-        reopen: Mapping[str, datetime] | None = None,
-    ) -> None:
-        """The shares; the visits of each sharer of `reopen` refused as not eligible at or
-        after the time it maps to (their visitors join the customers); the customers'
-        bindings and latest paid order; the distributors' open bindings; the orders; the
-        eligibility of `users`, the customers, the distributors and the sharers and bound
-        distributors of all of these."""
-        reopen = reopen or {}
+    def load(self, keys: Keys) -> None:
+        """The `shares`; the visits of each sharer of `reopen` ((sharer, since) pairs) refused
+        as not eligible at or after `since` (their visitors join the customers); the
+        `customers`' bindings and latest paid order; the `distributors`' open bindings; the
+        `orders`; the eligibility of `users`, the customers, the distributors and the sharers
+        and bound distributors of all of these."""
+        shares, customers = keys.get("shares", set()), keys.get("customers", set())
+        distributors, orders = keys.get("distributors", set()), keys.get("orders", set())
+        users = keys.get("users", set())
+        reopen: dict[str, datetime] = {}
+        for sharer, since in keys.get("reopen", ()):
+            reopen[sharer] = min(since, reopen.get(sharer, since))
         self.reopenable_of.update({sharer: set() for sharer in reopen})
         if reopen:
             refused = sa.select(_VISITS).where(
