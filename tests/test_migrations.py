@@ -313,7 +313,7 @@ def command_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[i
 def test_the_command_line_refuses_to_serve_a_store_behind_and_migrates_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from payout.reconcile import read_store
+    from payout.reconcile_cli import read_store
 
     server = os.environ.get("FX_TEST_POSTGRES_URL")
     assert server, "FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it"

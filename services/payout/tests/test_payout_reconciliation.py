@@ -20,7 +20,7 @@ from fx_common.ops_metrics import RECONCILIATION_DIFFERENCES
 from fx_common.replay import Record
 from fx_common.runtime import ServiceRuntime
 from fx_common.testing import raw_record, record
-from payout import commands, domain, ledger_watch, reconcile
+from payout import commands, domain, ledger_watch, reconcile_cli
 from payout.app import HISTORY, SPEC
 from payout.domain import Balance, EntryKind, Status
 from payout.reconciliation import (
@@ -366,7 +366,7 @@ def test_records_become_movements_and_the_committed_offset_says_what_is_consumed
     accrued = record("fx.commission.accrued", SAMPLES["fx.commission.accrued"], time=T0)
     garbage = raw_record("fx.commissions.v1", b"{not json", [("ce_type", b"x")])
     committed = {TopicPartition("fx.commissions.v1", 0): reversed_.offset}
-    movements, undecodable = reconcile.movements_from(
+    movements, undecodable = reconcile_cli.movements_from(
         [settled, reversed_, accrued, garbage], committed
     )
     assert undecodable == 1
@@ -378,8 +378,8 @@ def test_records_become_movements_and_the_committed_offset_says_what_is_consumed
 
 def test_lag_is_what_the_group_has_not_committed() -> None:
     a, b = TopicPartition("t", 0), TopicPartition("t", 1)
-    assert reconcile.lag({a: 10, b: 5}, {a: 10}) == 5
-    assert reconcile.lag({a: 10, b: 5}, {a: 10, b: 5}) == 0
+    assert reconcile_cli.lag({a: 10, b: 5}, {a: 10}) == 5
+    assert reconcile_cli.lag({a: 10, b: 5}, {a: 10, b: 5}) == 0
 
 
 # --- a real store, filled by the service's processor and commands --------------------------
@@ -413,15 +413,15 @@ def test_a_store_filled_by_the_service_reconciles_until_a_row_is_tampered(
     )
     runtime.command("paid", paid)
     everything_consumed = {TopicPartition("fx.commissions.v1", 0): 10**9}
-    movements, _ = reconcile.movements_from(records, everything_consumed)
+    movements, _ = reconcile_cli.movements_from(records, everything_consumed)
 
-    report = reconcile_all(*reconcile.read_store(url), movements)
+    report = reconcile_all(*reconcile_cli.read_store(url), movements)
     assert report.ok, messages(report)
     assert report.balances == {"d-1": Balance(3500, 2000, 3000)}
 
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE po_ledger_entry SET amount_fen = -400 WHERE kind = 'debit'")
-    tampered = reconcile_all(*reconcile.read_store(url), movements)
+    tampered = reconcile_all(*reconcile_cli.read_store(url), movements)
     assert (
         "commission c-1: ledger credited 9000 and debited 400 fen; the events settled 9000 and "
         "reversed 500 fen"

@@ -44,6 +44,7 @@ from fx_common.logs import configure_logging
 from fx_common.migrations import StoreNotReady
 from fx_common.openapi import errors, install_openapi
 from fx_common.runtime import ServiceRuntime, ServiceSpec
+from fx_common.settings import SERVICE_PORTS
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -63,12 +64,7 @@ __all__ = [
     "serve",
 ]
 
-DEFAULT_PORTS = {
-    "referral-binding": 8101,
-    "qualification": 8102,
-    "commission": 8103,
-    "payout": 8104,
-}
+DEFAULT_PORTS = SERVICE_PORTS
 
 
 class ClockReading(BaseModel):

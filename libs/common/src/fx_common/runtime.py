@@ -60,6 +60,9 @@ class ServiceSpec:
     # (`repository(uow).load(keys)`) derive from them.
     on: Sequence[On[Any]] = ()
     repository: Callable[[UnitOfWork[Any]], Any] | None = None
+    # What a replay cannot read from topics (state that came over HTTP): copied from the live
+    # store (first engine) into the fresh, migrated one (second) before the replay starts.
+    replay_seed: Callable[[Engine, Engine], int] | None = None
     settings_cls: type[ServiceSettings] = ServiceSettings
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Background loops of the service (e.g. payout's ledger check), started with the rest.

@@ -15,6 +15,14 @@ the contract accepts (before 2100) plus a period stays representable (`contracts
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-in-production"
 
+SERVICE_PORTS = {
+    "referral-binding": 8101,
+    "qualification": 8102,
+    "commission": 8103,
+    "payout": 8104,
+}
+"""The one table of the services' default HTTP ports (`FX_HTTP_PORT` overrides)."""
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FX_", extra="ignore")

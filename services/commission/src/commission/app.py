@@ -2,34 +2,54 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from commission import store
 from commission.api import router
 from commission.handlers import make_handlers, on_tick
 from commission.settings import CommissionSettings
 from fx_common.cli import main as run
+from fx_common.composition import build_app, lazy_spec
 from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 
-__all__ = ["SPEC", "CommissionSettings", "main"]
+__all__ = ["CommissionSettings", "build", "main", "spec_for"]
 
-HISTORY = History.of("commission", __file__, store.TABLES)
+NAME = "commission"
+HISTORY = History.of(NAME, __file__, store.TABLES)
 
-SPEC = ServiceSpec(
-    name="commission",
-    topics=(ATTRIBUTIONS, QUALIFICATION),
-    handlers={},
-    on=make_handlers(CommissionSettings().terms()),
-    repository=store.Repository,
-    tables=store.TABLES,
-    migrations=HISTORY,
-    outputs=(COMMISSIONS,),
-    router=router,
-    on_tick=on_tick,
-    settings_cls=CommissionSettings,
-)
+
+def spec_for(configured: CommissionSettings) -> ServiceSpec:
+    """The service's parts, its handlers under the configured terms."""
+    return ServiceSpec(
+        name=NAME,
+        topics=(ATTRIBUTIONS, QUALIFICATION),
+        handlers={},
+        on=make_handlers(configured.terms()),
+        repository=store.Repository,
+        tables=store.TABLES,
+        migrations=HISTORY,
+        outputs=(COMMISSIONS,),
+        router=router,
+        on_tick=on_tick,
+        settings_cls=CommissionSettings,
+        replay_seed=store.copy_plan_versions,  # plan versions come over HTTP
+    )
+
+
+def build(configured: CommissionSettings | None = None) -> FastAPI:
+    """The composition root: the app under `configured` (default: the environment's)."""
+    return build_app(spec_for, configured or CommissionSettings())
+
+
+_spec = lazy_spec(spec_for, CommissionSettings)
+
+
+def __getattr__(name: str) -> ServiceSpec:
+    return _spec(name)  # `SPEC`, built on first use
 
 
 def main() -> None:
     """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
-    run(SPEC)
+    run(spec_for(CommissionSettings()))

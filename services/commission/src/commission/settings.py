@@ -19,12 +19,12 @@ from datetime import timedelta
 from pydantic import Field
 
 from commission.domain import Terms
-from fx_common.settings import MAX_PERIOD, ServiceSettings
+from fx_common.settings import MAX_PERIOD, SERVICE_PORTS, ServiceSettings
 
 
 class CommissionSettings(ServiceSettings):
     service: str = "commission"
-    http_port: int = 8103
+    http_port: int = SERVICE_PORTS["commission"]
     default_rate_bps: int = Field(1000, ge=0, le=10_000)
     settlement_hold: timedelta = Field(timedelta(days=7), ge=timedelta(0), le=MAX_PERIOD)
     business_utc_offset: timedelta = Field(

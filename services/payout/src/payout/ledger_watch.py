@@ -15,7 +15,7 @@ import logging
 
 from fx_common.ops_metrics import RECONCILIATION_DIFFERENCES, RECONCILIATION_RUNS
 from fx_common.runtime import ServiceRuntime
-from payout.reconcile import read_store
+from payout.reconcile_cli import read_store
 from payout.reconciliation import check_ledger
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Reconciliation: is the ledger sound, and does it book exactly what fx.commissions.v1 says?
 
-Pure: the caller reads the store and the topic (see `payout.reconcile`) and hands over plain
-rows. Two independent checks, each returning the differences it finds:
+Pure: the caller (`payout.reconcile_cli`, the command) reads the store and the topic and
+hands over plain rows. Two independent checks, each returning the differences it finds:
 
 - `check_ledger`: every entry is well formed, every hold belongs to a withdrawal and is
   settled at most once (by the release or payout its withdrawal's final state calls for), and

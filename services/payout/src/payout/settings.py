@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fx_common.settings import ServiceSettings
+from fx_common.settings import SERVICE_PORTS, ServiceSettings
 from payout.domain import WithdrawalPolicy
 
 
 class PayoutSettings(ServiceSettings):
     service: str = "payout"
-    http_port: int = 8104
+    http_port: int = SERVICE_PORTS["payout"]
     min_withdrawal_fen: int = Field(1000, ge=1)
     withdrawal_fee_bps: int = Field(0, ge=0, le=10_000)
     auto_approve_limit_fen: int = Field(50000, ge=0)

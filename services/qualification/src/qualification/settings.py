@@ -26,13 +26,13 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr, field_validator
 
-from fx_common.settings import MAX_PERIOD, ServiceSettings
+from fx_common.settings import MAX_PERIOD, SERVICE_PORTS, ServiceSettings
 from qualification.domain import Mode, Policy
 
 
 class QualificationSettings(ServiceSettings):
     service: str = "qualification"
-    http_port: int = 8102
+    http_port: int = SERVICE_PORTS["qualification"]
     required_orders: int = Field(3, ge=1)
     assessment_window: timedelta = Field(timedelta(days=30), le=MAX_PERIOD)
     assessment_counts_own_orders: bool = True

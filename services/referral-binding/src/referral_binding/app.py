@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import Field, field_validator
 
 from fx_common.cli import main as run
+from fx_common.composition import build_app, lazy_spec
 from fx_common.contracts.topics import (
     ATTRIBUTIONS,
     BINDINGS,
@@ -17,7 +19,7 @@ from fx_common.contracts.topics import (
 )
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
-from fx_common.settings import MAX_PERIOD, ServiceSettings
+from fx_common.settings import MAX_PERIOD, SERVICE_PORTS, ServiceSettings
 from referral_binding import domain, handlers, store
 from referral_binding.api import router
 from referral_binding.binding_modes import BindingMode
@@ -32,7 +34,7 @@ class ReferralBindingSettings(ServiceSettings):
     """`FX_PROTECTION_PERIOD`: seconds (`15552000`) or an ISO 8601 duration (`P180D`)."""
 
     service: str = NAME
-    http_port: int = 8101
+    http_port: int = SERVICE_PORTS[NAME]
     protection_period: timedelta = Field(
         domain.DEFAULT_PROTECTION_PERIOD, gt=timedelta(0), le=MAX_PERIOD
     )
@@ -95,9 +97,18 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
     )
 
 
-SPEC = spec_for(ReferralBindingSettings())
+def build(configured: ReferralBindingSettings | None = None) -> FastAPI:
+    """The composition root: the app under `configured` (default: the environment's)."""
+    return build_app(spec_for, configured or ReferralBindingSettings())
+
+
+_spec = lazy_spec(spec_for, ReferralBindingSettings)
+
+
+def __getattr__(name: str) -> ServiceSpec:
+    return _spec(name)  # `SPEC`, built on first use (its Redis client too)
 
 
 def main() -> None:
     """`fx-<service>`: serve, or `migrate` its store (`fx_common.cli`)."""
-    run(SPEC)
+    run(spec_for(ReferralBindingSettings()))

@@ -218,7 +218,7 @@ def _clock_agreement(clocks: dict[str, float], max_skew_s: float) -> Finding:
 
 async def reconciliation(where: Target, payout_url: str, wait_s: float) -> list[Finding]:
     """payout's full reconciliation: the ledger on its own and against fx.commissions.v1."""
-    from payout.reconcile import build_report
+    from payout.reconcile_cli import build_report
     from payout.settings import PayoutSettings
 
     settings = PayoutSettings(

@@ -81,15 +81,14 @@ def _describe(row: OutboxRow) -> str:
     return f"ce_id={row[0]} topic={row[1]} key={row[2]} value={value[:120]}"
 
 
-def seed_plan_versions(spec: ServiceSpec, live_url: str, url: str) -> None:
-    """Commission plan versions come from HTTP, not from a topic: copy them first."""
-    from commission.app import HISTORY
-    from commission.store import copy_plan_versions
-
+def seed(spec: ServiceSpec, live_url: str, url: str) -> None:
+    """What the service declares a replay cannot read from topics (`spec.replay_seed`, e.g.
+    commission's plan versions, which come over HTTP): copied from the live store first."""
+    assert spec.replay_seed is not None and spec.migrations is not None
     live, fresh = db.make_engine(live_url), db.make_engine(url)
     try:
-        migrations.upgrade(fresh, HISTORY)
-        copy_plan_versions(live, fresh)
+        migrations.upgrade(fresh, spec.migrations)
+        spec.replay_seed(live, fresh)
     finally:
         live.dispose()
         fresh.dispose()
@@ -152,8 +151,8 @@ def replay_command(
         partitions = run(where, read_topics(where.bootstrap, topics))
     read = time.perf_counter() - started
     total = sum(len(records) for records in partitions.values())
-    if service == "commission" and compare_with is not None:
-        seed_plan_versions(spec, compare_with, url)
+    if spec.replay_seed is not None and compare_with is not None:
+        seed(spec, compare_with, url)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -1,5 +1,5 @@
-"""`python -m payout.reconcile` (script `fx-payout-reconcile`): recompute every balance from
-the ledger, re-read fx.commissions.v1 from offset 0, and report any difference.
+"""`python -m payout.reconcile_cli` (script `fx-payout-reconcile`): recompute every balance
+from the ledger, re-read fx.commissions.v1 from offset 0, and report any difference.
 
 Reads the same configuration as the service: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,
 FX_TOPIC_NAMESPACE (and FX_CONSUMER_GROUP if the service overrides its group). Safe against a
