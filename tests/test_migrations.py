@@ -168,7 +168,9 @@ def seed_commands(service: str, engine: Engine) -> None:
     candidate.apply(T0 - timedelta(days=2), policy)
     candidate.confirm_contact(T0 - timedelta(days=1), policy)
     with Session(engine) as session, session.begin():
-        store.save(session, candidate)
+        written = store.Qualifications(session)
+        written.save(candidate)
+        written.write()
 
 
 def test_every_service_ships_a_history_with_one_head_and_the_baseline_first() -> None:

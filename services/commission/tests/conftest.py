@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,10 +22,10 @@ from commission.domain import Terms
 from commission.handlers import make_handlers
 from fx_common import db, migrations
 from fx_common.contracts.topics import COMMISSIONS
-from fx_common.envelope import Event, decode
+from fx_common.envelope import Event
 from fx_common.processing import BatchOutcome
 from fx_common.runtime import processor_for
-from fx_common.testing import record
+from fx_common.testing import events_published, record
 
 TERMS = Terms(default_rate_bps=1000, settlement_hold=timedelta(days=7))
 
@@ -100,13 +98,7 @@ class Harness:
         return self.send(f"fx.distributor.{outcome}", data, at)
 
     def published(self) -> list[Event]:
-        with Session(self.engine) as session:
-            rows = session.exec(
-                select(db.OutboxRecord)
-                .where(db.OutboxRecord.topic == COMMISSIONS)
-                .order_by(col(db.OutboxRecord.id))
-            )
-            return [decode(r.value, _headers(r.headers)) for r in rows]
+        return events_published(self.engine, topic=COMMISSIONS)
 
     def commissions(self) -> list[store.CommissionRecord]:
         with Session(self.engine) as session:
@@ -148,10 +140,6 @@ class Harness:
         self.send = keep  # type: ignore[method-assign]
         play(self)
         return records
-
-
-def _headers(encoded: str) -> list[tuple[str, bytes]]:
-    return [(k, base64.b64decode(v)) for k, v in json.loads(encoded)]
 
 
 def fresh_engine(url: str) -> Engine:

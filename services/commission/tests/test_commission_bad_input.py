@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from sqlmodel import Session, col, select
 from commission import store
 from fx_common import db
 from fx_common.contracts.topics import COMMISSIONS
-from fx_common.testing import raw_record
+from fx_common.testing import outbox_header_text, raw_record
 
 if TYPE_CHECKING:
     from conftest import Harness
@@ -38,7 +37,7 @@ def dead_letters(h: Harness) -> list[dict[str, str]]:
             .where(db.OutboxRecord.topic == "fx.dlq.commission.v1")
             .order_by(col(db.OutboxRecord.id))
         )
-        return [{k: base64.b64decode(v).decode() for k, v in json.loads(r.headers)} for r in rows]
+        return [outbox_header_text(r.headers) for r in rows]
 
 
 def tampered(h: Harness, ce_type: str, data: dict[str, Any], **change: Any) -> Any:

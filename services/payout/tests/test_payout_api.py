@@ -4,9 +4,7 @@ service's own batch processor."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 import os
 import threading
 from collections import Counter
@@ -24,10 +22,10 @@ from sqlmodel import Session, SQLModel, select
 
 from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
-from fx_common.envelope import Event, decode
+from fx_common.envelope import Event
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
-from fx_common.testing import fresh_postgres_database, record
+from fx_common.testing import events_published, fresh_postgres_database, record
 from payout import store
 from payout.api import GATEWAY_KEY
 from payout.app import HISTORY, SPEC
@@ -73,13 +71,8 @@ class Service:
         assert self.runtime.processor.process([event]).applied == 1
 
     def published(self) -> list[Event]:
-        with Session(self.runtime.engine) as session:
-            rows = session.exec(select(db.OutboxRecord).order_by(db.OutboxRecord.id)).all()  # type: ignore[arg-type]
-        events = []
-        for row in rows:
-            headers = [(k, base64.b64decode(v)) for k, v in json.loads(row.headers)]
-            assert row.topic == "fx.payouts.v1"
-            events.append(decode(row.value, headers))
+        events = events_published(self.runtime.engine)
+        assert events == events_published(self.runtime.engine, topic="fx.payouts.v1")
         return events
 
     def counts(self) -> dict[str, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
 from fx_common.processing import BatchProcessor
 from fx_common.runtime import processor_for
-from fx_common.testing import record
+from fx_common.testing import outbox_header_text, record
 from payout import domain, store
 from payout.app import HISTORY, SPEC
 from payout.domain import Balance
@@ -112,7 +110,7 @@ def test_a_second_settlement_of_one_commission_is_dead_lettered(
     with Session(engine) as session:
         [dead] = session.exec(select(db.OutboxRecord)).all()
     assert dead.topic == "fx.dlq.payout.v1"
-    headers = {k: base64.b64decode(v).decode() for k, v in json.loads(dead.headers)}
+    headers = outbox_header_text(dead.headers)
     assert headers["fx_error_type"] == "duplicate_settlement"
     assert headers["ce_id"] == "e-2"
 

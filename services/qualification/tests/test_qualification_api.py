@@ -98,7 +98,9 @@ def qualify(runtime: ServiceRuntime, user_id: str, orders: int = 3) -> None:
         for n in range(orders):
             paid_at = q.confirmed_at + timedelta(hours=n + 1)
             q.order_attributed(f"o-{n}", paid_at, 100, "binding", at=paid_at)
-        store.save(session, q)
+        written = store.Qualifications(session)
+        written.save(q)
+        written.write()
 
 
 def test_the_way_to_distributor_and_out(client: TestClient, runtime: ServiceRuntime) -> None:

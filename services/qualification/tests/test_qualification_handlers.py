@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,16 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from fx_common import db, migrations
 from fx_common.clock import SimulatedClock
 from fx_common.contracts.samples import SAMPLES
 from fx_common.contracts.topics import QUALIFICATION
-from fx_common.envelope import Event, decode
+from fx_common.envelope import Event
 from fx_common.processing import BatchProcessor
 from fx_common.runtime import processor_for
-from fx_common.testing import record
+from fx_common.testing import events_published, record
 from qualification import store
 from qualification.app import HISTORY, SPEC
 from qualification.domain import Policy, Qualification, Status
@@ -49,7 +47,9 @@ def seed(engine: Engine, user_id: str = "u-sharer", status: Status = Status.ASSE
     if status is Status.ASSESSING:
         q.confirm_contact(CONFIRMED_AT, POLICY)
     with Session(engine) as session, session.begin():
-        store.save(session, q)
+        written = store.Qualifications(session)
+        written.save(q)
+        written.write()
 
 
 def processor(engine: Engine) -> BatchProcessor:
@@ -92,17 +92,7 @@ def clock(now: datetime) -> ConsumerRecord[bytes, bytes]:
 
 def published(engine: Engine) -> list[Event]:
     """The events staged on `fx.qualification.v1`, decoded as a consumer would."""
-    query = (
-        select(db.OutboxRecord)
-        .where(db.OutboxRecord.topic == QUALIFICATION)
-        .order_by(col(db.OutboxRecord.id))
-    )
-    with Session(engine) as session:
-        rows = list(session.exec(query))
-    return [
-        decode(row.value, [(k, base64.b64decode(v)) for k, v in json.loads(row.headers)])
-        for row in rows
-    ]
+    return events_published(engine, topic=QUALIFICATION)
 
 
 def loaded(engine: Engine, user_id: str = "u-sharer") -> Qualification:

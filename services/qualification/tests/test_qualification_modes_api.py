@@ -200,7 +200,9 @@ def test_the_assessment_mode_publishes_what_the_seed_published(
         assert q is not None
         for n in range(3):
             q.order_attributed(f"o-{n}", START, 100, "binding", at=START)
-        store.save(session, q)
+        written = store.Qualifications(session)
+        written.save(q)
+        written.write()
     read = client.get("/v1/distributors/u1", headers=OPS).json()
     assert (read["status"], read["qualified_via"], read["appointed_by"]) == (
         "qualified",

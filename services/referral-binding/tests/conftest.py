@@ -3,8 +3,6 @@ SQLite, with records built as the consumer sees them (no broker)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -17,10 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from fx_common import db, migrations
-from fx_common.envelope import Event, decode
+from fx_common.envelope import Event
 from fx_common.processing import BatchOutcome
 from fx_common.runtime import processor_for
-from fx_common.testing import record
+from fx_common.testing import events_published, record
 from referral_binding import domain, store
 from referral_binding.app import HISTORY, ReferralBindingSettings, spec_for
 
@@ -125,14 +123,7 @@ class Harness:
             self.processor.process([item])
 
     def published(self, ce_type: str | None = None) -> list[Event]:
-        with Session(self.engine) as session:
-            rows = session.exec(select(db.OutboxRecord).order_by(col(db.OutboxRecord.id)))
-            events = [
-                decode(r.value, [(k, base64.b64decode(v)) for k, v in json.loads(r.headers)])
-                for r in rows
-                if not r.topic.startswith("fx.dlq.")
-            ]
-        return [e for e in events if ce_type is None or e.type == ce_type]
+        return events_published(self.engine, ce_type=ce_type)
 
     def outbox(self) -> list[tuple[str, str | None, str | None, bytes | None]]:
         with Session(self.engine) as session:

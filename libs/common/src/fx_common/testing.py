@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,10 +14,12 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
-from fx_common.db import normalise_url
-from fx_common.envelope import encode, make_event
+from fx_common.db import OutboxRecord, normalise_url
+from fx_common.envelope import Event, decode, encode, make_event
 
 _offsets = itertools.count()
 
@@ -77,3 +81,28 @@ def fresh_postgres_database(server_url: str, prefix: str = "fx_t") -> Iterator[s
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def outbox_headers(encoded: str) -> list[tuple[str, bytes]]:
+    """An outbox row's headers (JSON of base64 values) as the producer will send them."""
+    return [(k, base64.b64decode(v)) for k, v in json.loads(encoded)]
+
+
+def outbox_header_text(encoded: str) -> dict[str, str]:
+    """An outbox row's headers as text, by name (e.g. a dead letter's `fx_error_type`)."""
+    return {k: v.decode() for k, v in outbox_headers(encoded)}
+
+
+def events_published(
+    engine: Engine, *, topic: str | None = None, ce_type: str | None = None
+) -> list[Event]:
+    """The events a store's outbox holds (dead letters aside), in order, decoded as a
+    consumer would; only those of `topic` or of `ce_type` when given."""
+    with Session(engine) as session:
+        rows = list(session.exec(select(OutboxRecord).order_by(col(OutboxRecord.id))))
+    events = [
+        decode(row.value, outbox_headers(row.headers))
+        for row in rows
+        if row.ce_id is not None and (topic is None or row.topic.endswith(topic))
+    ]
+    return [e for e in events if ce_type is None or e.type == ce_type]

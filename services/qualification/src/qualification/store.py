@@ -338,13 +338,6 @@ def load(session: Session, user_id: str, *, for_update: bool = True) -> Qualific
     return Qualifications(session, for_update=for_update).get(user_id)
 
 
-def save(session: Session, qualification: Qualification) -> None:
-    """Write one aggregate as it is now."""
-    one = Qualifications(session)
-    one.save(qualification)
-    one.write()
-
-
 def assessments_due(session: Session, now: datetime) -> list[str]:
     """Users still assessing whose window closed before `now`, earliest deadline first."""
     query = (
