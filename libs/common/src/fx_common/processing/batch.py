@@ -26,7 +26,8 @@ CLOCK_SET = "fx.clock.set"
 Handler = Callable[[UnitOfWork, Event], None]
 TickHandler = Callable[[UnitOfWork, datetime], None]
 # Called once per batch with its new events, before any handler: load in one query what the
-# handlers will look up per event (into the session's identity map or `uow.cache`).
+# handlers will look up per event; services declare keys on their handlers instead (`On`),
+# and keep `prepare` for per-batch work such as referral-binding's cache invalidation.
 Prepare = Callable[[UnitOfWork, Sequence[Event]], None]
 
 

@@ -55,6 +55,7 @@ class UnitOfWork(Generic[R]):
     repository: Callable[[UnitOfWork[R]], R] | None = None
     """Makes the service's repository for this unit of work (on first use of `repo`)."""
     cache: dict[str, Any] = field(default_factory=dict)
+    """Per unit of work scratch space of a `prepare` hook (e.g. a once-per-batch marker)."""
     _repo: Any = None
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
@@ -73,7 +74,7 @@ class UnitOfWork(Generic[R]):
 
     def before_flush(self, write: Callable[[], None]) -> None:
         """Run `write` once when the unit of work ends, before staged rows and the outbox:
-        for state a batch keeps in memory (`cache`) and writes back in one go."""
+        for state a batch keeps in memory (its repository) and writes back in one go."""
         self._before_flush.append(write)
 
     def stage(self, table: type[SQLModel], **values: Any) -> None:
@@ -81,7 +82,7 @@ class UnitOfWork(Generic[R]):
 
         For append-only rows on hot paths: cheaper than building an ORM object per event. The
         row is not visible to queries before the flush; keep what later events of the same
-        batch need to know in `cache` (filled by the spec's `prepare`).
+        batch need to know in the repository (`repo`, pre-loaded from the handlers' keys).
         """
         self._staged.setdefault(table, []).append(values)
 
