@@ -198,6 +198,10 @@ async def review_withdrawals(ops: Page) -> None:
     await row20.get_by_role("button", name="Reject").click()
     await expect(ops.locator("#on-hold")).to_have_text("¥0.00")  # the hold returns
     await expect(ops.locator("#available")).to_have_text("¥47.40")
+    # The ledger behind the balance, newest first: the release, the payout, the two holds.
+    kinds = ops.locator("#ledger tr td:nth-child(3)")
+    await expect(kinds.nth(0)).to_have_text("release")
+    await expect(ops.locator("#ledger tr", has_text="payout")).to_contain_text("-¥30.00")
     row = ops.locator("#commissions a", has_text="trail").first
     await row.click()
     await expect(ops.locator("h1")).to_contain_text("Commission trail")

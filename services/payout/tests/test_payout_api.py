@@ -693,3 +693,41 @@ def test_parallel_reviews_settle_a_hold_once(any_store: Service) -> None:
     assert types.count("fx.withdrawal.approved") + types.count("fx.withdrawal.rejected") == 1
     expected_available = 80000 if final == "rejected" else 20000
     assert balance_of(service)["available_fen"] == expected_available
+
+
+def test_the_ledger_lists_every_entry_newest_first_a_page_at_a_time(service: Service) -> None:
+    service.settle("d-1", 80000, "c-1")
+    service.settle("d-2", 5000, "c-9")
+    wid = withdraw(service, "k-1", 60000).json()["withdrawal_id"]
+    service.client.post(f"/v1/withdrawals/{wid}/reject", json={"reason": "name"}, headers=OPS)
+    service.reverse("d-1", 3000, "rev-1")
+    url = "/v1/distributors/d-1/ledger"
+    whole = service.client.get(url, headers=auth("d-1"))
+    assert whole.status_code == 200, whole.text
+    entries = whole.json()["entries"]
+    assert [(e["kind"], e["amount_fen"]) for e in entries] == [
+        ("debit", -3000), ("release", 60000), ("hold", -60000), ("credit", 80000),
+    ]  # fmt: skip
+    assert entries[3]["commission_id"] == "c-1"
+    assert {e["withdrawal_id"] for e in entries[1:3]} == {wid}
+    assert whole.json()["next_before_id"] is None
+    # The entries add up to the balance (available: nothing is paid out here).
+    assert sum(e["amount_fen"] for e in entries) == balance_of(service)["available_fen"]
+
+    first = service.client.get(url, headers=OPS, params={"limit": 3}).json()
+    assert [e["kind"] for e in first["entries"]] == ["debit", "release", "hold"]
+    rest = service.client.get(
+        url, headers=OPS, params={"limit": 3, "before_id": first["next_before_id"]}
+    ).json()
+    assert ([e["kind"] for e in rest["entries"]], rest["next_before_id"]) == (["credit"], None)
+
+
+def test_the_ledger_is_for_its_distributor_and_ops_only(service: Service) -> None:
+    service.settle("d-1", 80000, "c-1")
+    url = "/v1/distributors/d-1/ledger"
+    other = service.client.get(url, headers=auth("d-2"))
+    assert (other.status_code, error_code(other)) == (403, "forbidden")
+    assert service.client.get(url).status_code == 401
+    for bad in ({"limit": 0}, {"limit": 501}, {"before_id": 0}, {"before_id": "x"}):
+        refused = service.client.get(url, headers=OPS, params=bad)
+        assert refused.status_code == 422, bad

@@ -85,7 +85,7 @@ async def distributor(request: Request, user_id: str) -> Response:
     who = ops(request)
     uid = _distributor_id(user_id)
     services, token = console_of(request).services, who.token
-    status, customers, stats, commissions, balance, withdrawals = await asyncio.gather(
+    status, customers, stats, commissions, balance, withdrawals, ledger = await asyncio.gather(
         panel(services.get("qualification", f"/v1/distributors/{uid}", token)),
         panel(services.get("referral-binding", f"/v1/distributors/{uid}/customers", token)),
         panel(services.get("referral-binding", f"/v1/distributors/{uid}/stats", token)),
@@ -93,11 +93,13 @@ async def distributor(request: Request, user_id: str) -> Response:
                            params={"page_size": 100})),
         panel(services.get("payout", f"/v1/distributors/{uid}/balance", token)),
         panel(services.get("payout", f"/v1/distributors/{uid}/withdrawals", token)),
+        panel(services.get("payout", f"/v1/distributors/{uid}/ledger", token,
+                           params={"limit": 100})),
     )  # fmt: skip
     return render(
         request, "ops/distributor.html", who, user_id=user_id, status=status,
         customers=customers, stats=stats, commissions=commissions, balance=balance,
-        withdrawals=withdrawals,
+        withdrawals=withdrawals, ledger=ledger,
     )  # fmt: skip
 
 

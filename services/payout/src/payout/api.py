@@ -15,6 +15,8 @@ from payout.api_models import (
     IDEMPOTENCY_KEY,
     WITHDRAWAL_LINKS,
     BalancePublic,
+    LedgerEntryPublic,
+    LedgerPage,
     Rejection,
     TransferDone,
     TransferFailure,
@@ -89,6 +91,24 @@ def list_distributor_withdrawals(
             session, distributor_id=distributor_id, status=status, limit=limit
         )
         return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
+
+
+@router.get("/distributors/{distributor_id}/ledger")
+def get_ledger(
+    distributor_id: PathId,
+    who: Auth,
+    runtime: Runtime,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
+) -> LedgerPage:
+    """The append-only ledger behind the balance, newest first, a page at a time (the
+    distributor's own, or anyone's for ops)."""
+    require_reader(who, distributor_id)
+    with Session(runtime.engine) as session:
+        rows = store.ledger_page(session, distributor_id, before_id=before_id, limit=limit + 1)
+        entries = [LedgerEntryPublic.of(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return LedgerPage(entries=entries, next_before_id=entries[-1].entry_id if more else None)
 
 
 @router.get("/withdrawals")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fx_common.contracts.base import Reason, StrictId
 from fx_common.openapi import link_to
 from payout import store
-from payout.domain import Method, Status
+from payout.domain import EntryKind, Method, Status
 
 MAX_AMOUNT_FEN = 1_000_000_000_000  # ¥10 billion: anything above is a typo
 _ID = {"withdrawal_id": "$response.body#/withdrawal_id"}
@@ -163,3 +163,40 @@ class WithdrawalPage(BaseModel):
     rules: WithdrawalRules
     pending: list[WithdrawalPublic] = Field(description="Requested or approved, oldest first.")
     history: list[WithdrawalPublic] = Field(description="The latest withdrawals, newest first.")
+
+
+class LedgerEntryPublic(BaseModel):
+    entry_id: int = Field(description="Booking order: a later entry has a larger id.")
+    kind: EntryKind = Field(
+        description="credit (a commission settled), debit (a settled commission reversed), "
+        "hold (a withdrawal requested), release (a withdrawal rejected or failed: the hold "
+        "returns), payout (a withdrawal paid)."
+    )
+    amount_fen: int = Field(
+        description="Signed change of the bucket the entry draws from or pays into (fen): "
+        "credit and release positive; debit, hold and payout negative."
+    )
+    commission_id: str | None = Field(description="The commission of a credit or a debit.")
+    withdrawal_id: str | None = Field(description="The withdrawal of a hold, release or payout.")
+    source_event_id: str = Field(description="The event or command that booked it (idempotence).")
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, row: store.LedgerEntryRow) -> LedgerEntryPublic:
+        assert row.id is not None
+        return cls(
+            entry_id=row.id,
+            kind=EntryKind(row.kind),
+            amount_fen=row.amount_fen,
+            commission_id=row.commission_id,
+            withdrawal_id=row.withdrawal_id,
+            source_event_id=row.source_event_id,
+            occurred_at=store.utc(row.occurred_at),
+        )
+
+
+class LedgerPage(BaseModel):
+    entries: list[LedgerEntryPublic] = Field(description="Newest first.")
+    next_before_id: int | None = Field(
+        description="Pass as `before_id` for the next (older) page; null on the last page."
+    )

@@ -286,6 +286,16 @@ def list_withdrawals(
     return list(session.exec(query))
 
 
+def ledger_page(
+    session: Session, distributor_id: str, *, before_id: int | None, limit: int
+) -> Sequence[LedgerEntryRow]:
+    """One distributor's ledger entries, newest first; `before_id` continues a page."""
+    query = select(LedgerEntryRow).where(LedgerEntryRow.distributor_id == distributor_id)
+    if before_id is not None:
+        query = query.where(col(LedgerEntryRow.id) < before_id)
+    return list(session.exec(query.order_by(col(LedgerEntryRow.id).desc()).limit(limit)))
+
+
 # --- reconciliation ------------------------------------------------------------------------
 
 
