@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 FX_TEST_INFRA ?= auto
 
 .PHONY: deps infra-up infra-down test test-processes test-containers compose-test lint clean \
-	up down reset logs status demo console bench bench-full bench-replay bench-scale bench-http \
+	up down reset logs status demo console bench bench-full bench-replay bench-scale bench-http bench-e2e \
 	contracts contracts-release contracts-check images engine-down migration test-cluster
 
 deps:
@@ -149,6 +149,13 @@ bench-replay: deps infra-up
 bench-scale: deps infra-up
 	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) FX_TEST_POSTGRES_URL=$(FX_TEST_POSTGRES_URL) \
 	uv run python benchmarks/scale_bench.py --events $(BENCH_EVENTS)
+
+# The four services on one broker: orders paid → attributed → accrued → settled past the hold →
+# credited in payout's ledger (orders/s), and paid → accrued p50/p99 at 500 orders/s paced.
+E2E_ORDERS ?= 5000
+bench-e2e: deps infra-up
+	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
+	uv run python benchmarks/e2e_bench.py --orders $(E2E_ORDERS) --paced $(E2E_ORDERS)
 
 # The checkout's read routes under wrk (200 connections) while the consumers run.
 bench-http: deps infra-up

@@ -1,6 +1,6 @@
-"""The replay and scale-out benchmarks run end to end at a trivial size (figures not checked:
-benchmarks are never timed tests). The HTTP benchmark needs a staged cluster and wrk: it is
-run by hand (`make bench-http`)."""
+"""The replay, scale-out and end-to-end benchmarks run end to end at a trivial size (figures
+not checked: benchmarks are never timed tests). The HTTP benchmark needs a staged cluster and
+wrk: it is run by hand (`make bench-http`)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,16 @@ def test_bench_prints_targets_stores_and_growth(bootstrap: str, tmp_path: Path) 
     assert [r["events"] for r in run["growth"]["payout"]] == [20, 40]
     # Measured from readiness: at this size the backlog may be gone by then (0 CPU).
     assert 0 <= run["services"]["payout"]["cpu_us_per_event"] < 1e6
+
+
+def test_e2e_bench_carries_orders_to_the_ledger(bootstrap: str, tmp_path: Path) -> None:
+    saved = tmp_path / "e2e.json"
+    out = bench("e2e_bench.py", "--orders", "20", "--paced", "10", "--rate", "50",
+                "--distributors", "2", "--customers", "5", "--save", str(saved),
+                env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap})  # fmt: skip
+    assert "end-to-end: " in out and " orders/s" in out and "p99 " in out
+    run = json.loads(saved.read_text())
+    through, paced = run["results"]["end-to-end"], run["results"]["paced"]
+    assert through["orders"] == 20 and through["orders_per_s"] > 0
+    assert through["all_accrued_s"] <= through["clock_moved_s"] <= through["all_credited_s"]
+    assert paced["orders"] == 10 and 0 < paced["p50_ms"] <= paced["p99_ms"] <= paced["max_ms"]
