@@ -110,7 +110,7 @@ class Cluster:
             service.wait_ready()
 
     def cpu_seconds(self) -> float:
-        return sum(service.cpu_seconds() for service in self.services.values())
+        return float(sum(service.cpu_seconds() for service in self.services.values()))
 
     def stop(self) -> None:
         for service in self.services.values():
