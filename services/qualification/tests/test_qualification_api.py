@@ -17,6 +17,8 @@ from sqlmodel import Session, select
 
 from fx_common import db, migrations
 from fx_common.clock import SimulatedClock
+from fx_common.contracts.qualification import COMMAND_ACCEPTED
+from fx_common.contracts.topics import QUALIFICATION, QUALIFICATION_COMMANDS
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
 from qualification import store
@@ -78,9 +80,11 @@ def written(runtime: ServiceRuntime) -> tuple[int, int, int]:
         )
 
 
-def published_types(runtime: ServiceRuntime) -> list[str | None]:
+def published_types(runtime: ServiceRuntime, topic: str = QUALIFICATION) -> list[str | None]:
+    """The types staged on `topic` (by default the domain events, not the commands')."""
     with Session(runtime.engine) as session:
-        return [row.ce_type for row in session.exec(select(db.OutboxRecord))]
+        rows = session.exec(select(db.OutboxRecord).where(db.OutboxRecord.topic == topic))
+        return [row.ce_type for row in rows]
 
 
 def assert_error(response: Any, status: int, code: str) -> None:
@@ -154,6 +158,26 @@ def test_the_way_to_distributor_and_out(client: TestClient, runtime: ServiceRunt
         ("fx.distributor.revoked", {"user_id": "u1", "reason": "fake orders"}),
     ]
     assert published_types(runtime) == [h["type"] for h in history]
+    # Each accepted command is an event of its own (the replay's input), already in the inbox:
+    # the live consumer drops it, and the events it caused name it as their cause.
+    assert published_types(runtime, QUALIFICATION_COMMANDS) == [COMMAND_ACCEPTED] * 3
+    with Session(runtime.engine) as session:
+        commands = session.exec(
+            select(db.OutboxRecord).where(db.OutboxRecord.topic == QUALIFICATION_COMMANDS)
+        ).all()
+        applied = {row.ce_id for row in session.exec(select(db.InboxRecord))}
+        causes = {
+            row.cause_id
+            for row in session.exec(
+                select(db.OutboxRecord).where(db.OutboxRecord.topic == QUALIFICATION)
+            )
+        }
+    assert [json.loads(row.value or b"{}")["command"] for row in commands] == [
+        "apply",
+        "confirm_contact",
+        "revoke",
+    ]
+    assert {row.ce_id for row in commands} == applied == causes
 
 
 def test_commands_are_idempotent(client: TestClient, runtime: ServiceRuntime) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from fx_common import db, migrations
+from fx_common.contracts.topics import QUALIFICATION
 from fx_common.http import create_app, issue_token
 from fx_common.runtime import ServiceRuntime
 from qualification import store
@@ -70,9 +71,10 @@ OPS = auth("ops-9", "ops")
 
 
 def outbox(runtime: ServiceRuntime) -> list[tuple[str | None, dict[str, Any]]]:
-    """The staged events' types and data (the record values are the data's JSON)."""
+    """The staged domain events' types and data (the record values are the data's JSON)."""
     with Session(runtime.engine) as session:
-        rows = session.exec(select(db.OutboxRecord).order_by(col(db.OutboxRecord.id))).all()
+        query = select(db.OutboxRecord).where(db.OutboxRecord.topic == QUALIFICATION)
+        rows = session.exec(query.order_by(col(db.OutboxRecord.id))).all()
         return [(row.ce_type, json.loads(row.value or b"{}")) for row in rows]
 
 
@@ -175,7 +177,7 @@ def test_appointed_only_ops_appoint_and_the_appointment_records_who_and_why(
     assert outbox(runtime) == [("fx.distributor.qualified", qualified)]
     again = client.post("/v1/distributors/u1/appoint", json={"reason": "twice"}, headers=OPS)
     assert again.status_code == 200 and again.json() == view
-    assert written(runtime) == (1, 1, 1)
+    assert written(runtime) == (1, 1, 2)  # the appointment's command event and its one event
     read = client.get("/v1/distributors/u1", headers=auth("u1")).json()
     assert read == view
 

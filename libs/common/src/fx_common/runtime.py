@@ -136,7 +136,8 @@ def all_topics() -> list[str]:
     from fx_common.contracts import topics as t
 
     return [
-        t.MALL_SHARES, t.MALL_ORDERS, t.QUALIFICATION, t.BINDINGS, t.ATTRIBUTIONS,
+        t.MALL_SHARES, t.MALL_ORDERS, t.QUALIFICATION, t.QUALIFICATION_COMMANDS, t.BINDINGS,
+        t.ATTRIBUTIONS,
         t.COMMISSIONS, t.PAYOUTS, t.CLOCK, *(dlq_topic(s) for s in SERVICES),
     ]  # fmt: skip
 

@@ -27,19 +27,19 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from sqlmodel import Session
 
+from fx_common.contracts.qualification import CommandAccepted
 from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
 from fx_common.http_fields import ID_PATTERN, Rfc3339
 from fx_common.openapi import link_to
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
-from qualification import modes, store
+from qualification import commands, store
 from qualification.api_models import (
     MAX_ID_LENGTH,
     ApplyRequest,
@@ -51,8 +51,7 @@ from qualification.api_models import (
     HistoryEntry,
     RevokeRequest,
 )
-from qualification.domain import DomainEvent, Qualification, Status, TransitionRefused
-from qualification.handlers import record
+from qualification.domain import Qualification, Status, TransitionRefused
 from qualification.settings import QualificationSettings
 
 log = logging.getLogger(__name__)
@@ -119,20 +118,20 @@ def _unknown(user_id: str) -> ApiError:
 
 def _command(
     runtime: ServiceRuntime,
-    kind: str,
-    user_id: str,
+    command: CommandAccepted,
     now: datetime,
-    change: Callable[[Qualification], list[DomainEvent]],
     *,
     known_only: bool = True,
 ) -> DistributorView:
-    """Run `change` on the user's qualification in one transaction with the outbox.
+    """Run `command` on the user's qualification in one transaction with the outbox.
 
-    The cause id numbers the user's history, so each command that publishes gets fresh,
-    deterministic event ids; a command that publishes nothing needs none. With `known_only`,
-    a user who never applied is 404.
+    A command that changes the qualification is recorded as its event first
+    (`commands.record_accepted`): the cause id numbers the user's history, so each such
+    command gets a fresh, deterministic event id; one that changes nothing publishes nothing.
+    With `known_only`, a user who never applied is 404.
     """
     settings = _settings(runtime)
+    user_id = command.user_id
     with Session(runtime.engine) as session:
         seq = store.history_length(session, user_id)
 
@@ -144,23 +143,22 @@ def _command(
                 raise _unknown(user_id)
             qualification = Qualification(user_id)
         try:
-            events = change(qualification)
+            events = commands.decide(qualification, command, now)
         except TransitionRefused as refused:
             raise ApiError(409, refused.code, refused.message) from refused
-        record(uow, qualification, events)
+        if events:
+            commands.record_accepted(uow, qualification, command, events, now)
         qualifications.write()  # the view reads the history back
         return _view(uow.session, qualification, settings, now)
 
-    result: DistributorView = runtime.command(f"{kind}:{user_id}:{seq}", run)
+    result: DistributorView = runtime.command(f"{command.command}:{user_id}:{seq}", run)
     return result
 
 
 def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
-    return _command(
-        runtime, "confirm", user_id, now, lambda q: modes.confirm_contact(q, now, policy)
-    )
+    return _command(runtime, commands.accepted("confirm_contact", user_id, policy), now)
 
 
 _USER = {"user_id": "$response.body#/user_id"}
@@ -206,14 +204,8 @@ def apply_for_distributor(
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
     wechat_id = body.wechat_id if body is not None else None
-    return _command(
-        runtime,
-        "apply",
-        who.sub,
-        now,
-        lambda q: modes.apply(q, now, policy, wechat_id),
-        known_only=False,
-    )
+    command = commands.accepted("apply", who.sub, policy, wechat_id=wechat_id)
+    return _command(runtime, command, now, known_only=False)
 
 
 @router.post("/applications/{user_id}/contact-confirmed", responses=errors(404, 409))
@@ -278,8 +270,9 @@ def revoke_distributor(
     user_id: UserId, body: RevokeRequest, who: Ops, runtime: Runtime
 ) -> DistributorView:
     """Ops: end a distributor's programme (its unsettled commission is voided)."""
-    now = runtime.clock.now()
-    return _command(runtime, "revoke", user_id, now, lambda q: q.revoke(now, body.reason))
+    policy = _settings(runtime).policy()
+    command = commands.accepted("revoke", user_id, policy, reason=body.reason)
+    return _command(runtime, command, runtime.clock.now())
 
 
 @router.post("/distributors/{user_id}/appoint", responses=errors(409))
@@ -295,14 +288,10 @@ def appoint_distributor(
         )
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
-    return _command(
-        runtime,
-        "appoint",
-        user_id,
-        now,
-        lambda q: modes.appoint(q, now, policy, who.sub, body.reason),
-        known_only=False,
+    command = commands.accepted(
+        "appoint", user_id, policy, reason=body.reason, appointed_by=who.sub
     )
+    return _command(runtime, command, now, known_only=False)
 
 
 @router.get("/distributors/{user_id}", responses=errors(404))

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from fx_common.cli import main as run
 from fx_common.composition import build_app, lazy_spec
-from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION
+from fx_common.contracts.topics import ATTRIBUTIONS, QUALIFICATION, QUALIFICATION_COMMANDS
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
-from qualification import store
+from qualification import commands, store
 from qualification.api import router
 from qualification.handlers import HANDLERS, tick_with_grace
 from qualification.settings import QualificationSettings
@@ -29,13 +29,13 @@ def spec_for(configured: QualificationSettings) -> ServiceSpec:
     """The service's parts, its sweeper under the configured grace."""
     return ServiceSpec(
         name=NAME,
-        topics=[ATTRIBUTIONS],
+        topics=[ATTRIBUTIONS, QUALIFICATION_COMMANDS],
         handlers={},
-        on=HANDLERS,
+        on=(*HANDLERS, commands.HANDLER),
         repository=store.repository,
         tables=TABLES,
         migrations=HISTORY,
-        outputs=[QUALIFICATION],
+        outputs=[QUALIFICATION, QUALIFICATION_COMMANDS],
         router=router,
         on_tick=tick_with_grace(configured.assessment_grace),
         settings_cls=QualificationSettings,

@@ -14,12 +14,14 @@ __all__ = [
     "ASSESSMENT_FAILED",
     "ASSESSMENT_PROGRESSED",
     "ASSESSMENT_STARTED",
+    "COMMAND_ACCEPTED",
     "DISTRIBUTOR_APPLIED",
     "DISTRIBUTOR_QUALIFIED",
     "DISTRIBUTOR_REVOKED",
     "AssessmentFailed",
     "AssessmentProgressed",
     "AssessmentStarted",
+    "CommandAccepted",
     "DistributorApplied",
     "DistributorQualified",
     "DistributorRevoked",
@@ -31,6 +33,7 @@ ASSESSMENT_PROGRESSED = "fx.distributor.assessment_progressed"
 DISTRIBUTOR_QUALIFIED = "fx.distributor.qualified"
 ASSESSMENT_FAILED = "fx.distributor.assessment_failed"
 DISTRIBUTOR_REVOKED = "fx.distributor.revoked"
+COMMAND_ACCEPTED = "fx.qualification.command_accepted"
 
 
 class DistributorApplied(ContractModel):
@@ -91,3 +94,27 @@ class DistributorRevoked(ContractModel):
 
     user_id: StrictId
     reason: Reason
+
+
+class CommandAccepted(ContractModel):
+    """`fx.qualification.commands.v1` (producer and consumer: qualification): an HTTP command
+    qualification accepted, with the terms it ran under, recorded in the transaction that
+    applied it. qualification's own input: a replay of this topic (and `fx.attributions.v1`)
+    rebuilds its store. Its time is when the command ran.
+    """
+
+    command: Literal["apply", "confirm_contact", "revoke", "appoint"]
+    user_id: StrictId
+    wechat_id: str | None = Field(
+        default=None, max_length=128, description="`apply`: the applicant's WeChat id."
+    )
+    reason: Reason | None = Field(default=None, description="`revoke`, `appoint`: why.")
+    appointed_by: StrictId | None = Field(
+        default=None, description="`appoint`: the operator (token `sub`)."
+    )
+    mode: Literal["assessment", "everyone", "appointed"]
+    contact_step: bool
+    required_orders: Count
+    assessment_window_s: Count = Field(description="The assessment window, in seconds.")
+    counts_own_orders: bool
+    reapply_cooldown_s: Count = Field(description="The wait before reapplying, in seconds.")

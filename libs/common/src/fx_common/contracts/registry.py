@@ -56,6 +56,7 @@ TOPIC_EVENT_TYPES: dict[str, tuple[str, ...]] = {
         qualification.ASSESSMENT_FAILED,
         qualification.DISTRIBUTOR_REVOKED,
     ),
+    topics.QUALIFICATION_COMMANDS: (qualification.COMMAND_ACCEPTED,),
     topics.BINDINGS: (
         bindings.BINDING_CREATED,
         bindings.BINDING_EXTENDED,
@@ -96,6 +97,7 @@ EVENT_MODELS: dict[str, type[ContractModel]] = {
     qualification.DISTRIBUTOR_QUALIFIED: qualification.DistributorQualified,
     qualification.ASSESSMENT_FAILED: qualification.AssessmentFailed,
     qualification.DISTRIBUTOR_REVOKED: qualification.DistributorRevoked,
+    qualification.COMMAND_ACCEPTED: qualification.CommandAccepted,
     bindings.BINDING_CREATED: bindings.BindingCreated,
     bindings.BINDING_EXTENDED: bindings.BindingExtended,
     bindings.BINDING_RELEASED: bindings.BindingReleased,
@@ -123,6 +125,7 @@ EVENT_TOPIC: dict[str, str] = {
 TOPIC_KEY_FIELD: dict[str, str] = {
     topics.MALL_ORDERS: "buyer_id",
     topics.QUALIFICATION: "user_id",
+    topics.QUALIFICATION_COMMANDS: "user_id",
     topics.BINDINGS: "customer_id",
     topics.ATTRIBUTIONS: "distributor_id",
     topics.COMMISSIONS: "distributor_id",

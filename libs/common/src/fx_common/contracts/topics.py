@@ -3,6 +3,7 @@
 MALL_SHARES = "mall.shares.v1"
 MALL_ORDERS = "mall.orders.v1"
 QUALIFICATION = "fx.qualification.v1"
+QUALIFICATION_COMMANDS = "fx.qualification.commands.v1"
 BINDINGS = "fx.bindings.v1"
 ATTRIBUTIONS = "fx.attributions.v1"
 COMMISSIONS = "fx.commissions.v1"
