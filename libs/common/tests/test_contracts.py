@@ -29,6 +29,7 @@ ALL_TOPICS = (
     topics.MALL_SHARES,
     topics.MALL_ORDERS,
     topics.QUALIFICATION,
+    topics.QUALIFICATION_COMMANDS,
     topics.BINDINGS,
     topics.ATTRIBUTIONS,
     topics.COMMISSIONS,

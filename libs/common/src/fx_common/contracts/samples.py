@@ -67,6 +67,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "fx.distributor.qualified": {"user_id": "u-sharer", "order_ids": ["o-1", "o-2", "o-3"]},
     "fx.distributor.assessment_failed": {"user_id": "u-sharer", "qualifying_orders": 2},
     "fx.distributor.revoked": {"user_id": "u-sharer", "reason": "fake orders"},
+    "fx.qualification.command_accepted": {
+        "command": "apply",
+        "user_id": "u-sharer",
+        "wechat_id": "wx-sharer",
+        "mode": "assessment",
+        "contact_step": False,
+        "required_orders": 3,
+        "assessment_window_s": 2592000,
+        "counts_own_orders": False,
+        "reapply_cooldown_s": 604800,
+    },
     "fx.binding.created": {
         "binding_id": "b-1",
         "customer_id": "u-buyer",
