@@ -129,17 +129,20 @@ def tick_with_grace(grace: timedelta) -> TickHandler:
 
 
 def on_tick(uow: UnitOfWork, now: datetime) -> None:
-    """Fail every candidate whose window closed before `now`; each fails at its deadline.
+    """Fail every candidate whose window closed before `now`; each fails at its deadline, the
+    earliest deadline first.
 
-    The store may still list a candidate this batch qualified or failed already (it is written
-    at commit): its aggregate, as this batch left it, then has nothing left to expire.
+    The store lists the candidates written before this batch; the repository adds those this
+    batch started (a replay applies commands and the clock in one batch). The store may still
+    list a candidate this batch qualified or failed already (it is written at commit): its
+    aggregate, as this batch left it, then has nothing left to expire.
     """
     qualifications: store.Qualifications = uow.repo
-    due = store.assessments_due(uow.session, now)
+    listed = [*store.assessments_due(uow.session, now), *qualifications.assessing_due(now)]
+    due = list(dict.fromkeys(listed))
     qualifications.read(due)
-    for user_id in due:
-        qualification = qualifications.get(user_id)
-        assert qualification is not None
+    found = [q for q in map(qualifications.get, due) if q is not None]
+    for qualification in sorted(found, key=lambda q: (q.deadline or now, q.user_id)):
         record(uow, qualification, qualification.expire(now))
 
 

@@ -202,6 +202,11 @@ class Qualifications:
         found = self.found.get(user_id)
         return found if found is not None and found.status is Status.ASSESSING else None
 
+    def assessing_due(self, now: datetime) -> list[str]:
+        """Users assessing here whose window closed before `now` (the store lists those written)."""
+        found = (q for q in self.found.values() if q is not None and q.deadline is not None)
+        return [q.user_id for q in found if q.status is Status.ASSESSING and q.deadline < now]
+
     def save(self, qualification: Qualification) -> None:
         """Write the aggregate as it is when `write` runs."""
         self.get(qualification.user_id)  # what the store holds, to write only the differences
