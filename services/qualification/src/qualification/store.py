@@ -204,8 +204,8 @@ class Qualifications:
 
     def assessing_due(self, now: datetime) -> list[str]:
         """Users assessing here whose window closed before `now` (the store lists those written)."""
-        found = (q for q in self.found.values() if q is not None and q.deadline is not None)
-        return [q.user_id for q in found if q.status is Status.ASSESSING and q.deadline < now]
+        assessing = (q for q in self.found.values() if q and q.status is Status.ASSESSING)
+        return [q.user_id for q in assessing if q.deadline is not None and q.deadline < now]
 
     def save(self, qualification: Qualification) -> None:
         """Write the aggregate as it is when `write` runs."""
