@@ -27,7 +27,7 @@ from fxctl.records import Seen, seen
 
 CONSUMED = (
     topics.MALL_SHARES, topics.MALL_ORDERS, topics.QUALIFICATION, topics.ATTRIBUTIONS,
-    topics.COMMISSIONS, topics.CLOCK,
+    topics.COMMISSIONS, topics.CLOCK, topics.QUALIFICATION_COMMANDS,
 )  # fmt: skip
 
 

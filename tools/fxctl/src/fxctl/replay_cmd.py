@@ -23,7 +23,9 @@ from fxctl.context import run, target
 from fxctl.output import console, fail
 from fxctl.parsing import parse_time
 
-# What consumed records caused (events and dead letters): HTTP commands are on no topic.
+# What consumed records caused (events and dead letters). An HTTP command's own event
+# (qualification's `fx.qualification.command_accepted`) is caused by no record: the replay reads
+# it as an input and compares what it caused.
 OUTBOX = (
     "SELECT ce_id, topic, key, value FROM fx_outbox"
     " WHERE ce_id IS NULL OR cause_id IN (SELECT ce_id FROM fx_inbox)"
