@@ -11,9 +11,9 @@ the fresh store, from fxctl's own timing line; the interpreter's start is not co
 process's wall time, and one line tools can parse: `replay NAME: N events/s`. The run is
 saved as JSON under benchmarks/results/replay-<stamp>.json and compared with the previous one.
 
-qualification's state also comes from HTTP commands (applications), which no topic holds: its
-replay applies the attributed orders to a store that knows no distributor, so it measures the
-consume path only (docs/architecture.md, Replays).
+qualification's workload is attributed orders only (no recorded commands on
+`fx.qualification.commands.v1`): its replay applies them to a store that knows no distributor, so
+it measures the consume path only (docs/architecture.md, Replays).
 """
 
 from __future__ import annotations
