@@ -79,3 +79,20 @@ def test_a_replayed_batch_starts_and_fails_an_assessment_in_one_go(engine: Engin
     with Session(engine) as session:
         q = store.load(session, "u-1", for_update=False)
     assert q is not None and (q.status, q.failed_at) == (Status.FAILED, deadline)
+
+
+def test_a_replayed_command_the_state_refuses_is_dead_lettered(engine: Engine) -> None:
+    """Topics that disagree with what the live store saw (a revocation of a user who is not a
+    distributor) dead-letter the command; the rest of the batch is applied."""
+    batch = [
+        record(COMMAND_ACCEPTED, accept("apply"), time=T0),
+        record(COMMAND_ACCEPTED, accept("revoke", reason="fraud"), time=T0 + timedelta(hours=1)),
+    ]
+    outcome = processor_for(SPEC, engine, SimulatedClock(T0)).process(batch)
+    assert (outcome.applied, outcome.dead_lettered) == (1, 1)
+    assert [e.type for e in events_published(engine, topic=QUALIFICATION)] == [
+        "fx.distributor.applied"
+    ]
+    with Session(engine) as session:
+        q = store.load(session, "u-1", for_update=False)
+    assert q is not None and q.status is Status.APPLIED

@@ -18,9 +18,9 @@ from fx_common import db
 from fx_common.contracts.qualification import CommandAccepted
 from fx_common.contracts.topics import QUALIFICATION_COMMANDS
 from fx_common.envelope import Event
-from fx_common.processing import On, UnitOfWork, inbox
+from fx_common.processing import On, Rejected, UnitOfWork, inbox
 from qualification import modes, store
-from qualification.domain import DomainEvent, Mode, Policy, Qualification
+from qualification.domain import DomainEvent, Mode, Policy, Qualification, TransitionRefused
 from qualification.handlers import record
 
 Kind = Literal["apply", "confirm_contact", "revoke", "appoint"]
@@ -105,9 +105,13 @@ def command_keys(event: Event, data: CommandAccepted) -> Mapping[str, Iterable[s
 
 
 def on_command_accepted(uow: Uow, event: Event, data: CommandAccepted) -> None:
-    """Replay (or a command event the inbox does not know): apply it as the route did."""
+    """Replay (or a command event the inbox does not know): apply it as the route did. One
+    the state refuses (the topics disagree with what the live store saw) is dead-lettered."""
     q = uow.repo.get(data.user_id) or Qualification(data.user_id)
-    events = decide(q, data, event.time)
+    try:
+        events = decide(q, data, event.time)
+    except TransitionRefused as refused:
+        raise Rejected(f"command_{refused.code}", refused.message) from refused
     if events:
         record(uow, q, events)
 
