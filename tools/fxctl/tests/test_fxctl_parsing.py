@@ -42,3 +42,23 @@ def test_times_are_rfc3339_with_a_timezone_returned_in_utc() -> None:
         parse_time("2026-03-02T09:00:00")
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_time("yesterday")
+
+
+def test_fxctl_imports_no_service_package() -> None:
+    """fxctl depends on fx_common and the contracts: a service's code is reached through its
+    spec (`fxctl.replay_cmd.load_spec`), never imported by name."""
+    import ast
+    from pathlib import Path
+
+    import fxctl
+
+    services = {"referral_binding", "qualification", "commission", "payout"}
+    found = []
+    for path in Path(fxctl.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in services]
+    assert not found, found

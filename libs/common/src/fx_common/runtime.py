@@ -42,6 +42,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class AuditResult:
+    """What a service's check of its store against the topics found (`fxctl doctor` prints it)."""
+
+    ok: bool
+    summary: str
+    differences: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """Everything that makes one service: its topics, handlers, tables and routes."""
 
@@ -67,6 +76,10 @@ class ServiceSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Background loops of the service (e.g. payout's ledger check), started with the rest.
     tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
+    # The store checked against the topics (payout: the ledger reconciliation), given the
+    # service's settings and how long to wait for the consumer to catch up; `fxctl doctor` runs
+    # it through the spec, so fxctl imports no service package.
+    audit: Callable[[Any, float], Coroutine[Any, Any, AuditResult]] | None = None
 
 
 def processor_for(

@@ -14,6 +14,7 @@ from payout.api import GATEWAY_KEY, router
 from payout.gateway import ManualGateway
 from payout.handlers import HANDLERS
 from payout.ledger_watch import watch_ledger
+from payout.reconcile_cli import audit
 from payout.settings import PayoutSettings
 
 __all__ = ["PayoutSettings", "build", "main", "spec_for"]
@@ -37,6 +38,7 @@ def spec_for(configured: PayoutSettings) -> ServiceSpec:
         settings_cls=PayoutSettings,
         extra={GATEWAY_KEY: ManualGateway()},
         tasks=[watch_ledger],
+        audit=audit,
     )
 
 

@@ -33,6 +33,7 @@ from fx_common.contracts.commissions import CommissionReversed, CommissionSettle
 from fx_common.contracts.topics import COMMISSIONS, consumer_group
 from fx_common.envelope import DecodeError, UnknownEventType, decode
 from fx_common.replay import Record, merged, read_topics
+from fx_common.runtime import AuditResult
 from payout import store
 from payout.domain import EntryKind
 from payout.reconciliation import (
@@ -141,6 +142,16 @@ async def build_report(settings: PayoutSettings, wait_s: float) -> Report:
     if undecodable:
         report.notes.append(f"{undecodable} record(s) on {topic} do not decode (dead-lettered)")
     return report
+
+
+async def audit(settings: PayoutSettings, wait_s: float) -> AuditResult:
+    """The reconciliation as `fxctl doctor` reads it (the spec's `audit`)."""
+    report = await build_report(settings, wait_s)
+    if report.ok:
+        summary = f"{report.entries} ledger entries, {report.events} events: no difference"
+    else:
+        summary = f"{len(report.differences)} difference(s)"
+    return AuditResult(report.ok, summary, [str(d) for d in report.differences])
 
 
 def read_store(url: str) -> tuple[list[LedgerLine], list[WithdrawalFacts]]:

@@ -217,23 +217,23 @@ def _clock_agreement(clocks: dict[str, float], max_skew_s: float) -> Finding:
 
 
 async def reconciliation(where: Target, payout_url: str, wait_s: float) -> list[Finding]:
-    """payout's full reconciliation: the ledger on its own and against fx.commissions.v1."""
-    from payout.reconcile_cli import build_report
-    from payout.settings import PayoutSettings
-
-    settings = PayoutSettings(
+    """payout's full reconciliation (its spec's `audit`): the ledger on its own and against
+    fx.commissions.v1."""
+    spec = load_spec("payout")
+    if spec.audit is None:
+        return []
+    settings = spec.settings_cls(
         database_url=payout_url,
         kafka_bootstrap_servers=where.bootstrap,
         topic_namespace=where.namespace,
     )
     try:
-        report = await build_report(settings, wait_s)
+        result = await spec.audit(settings, wait_s)
     except Exception as exc:  # the store or the topic cannot be read
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [bad("reconciliation", "payout", f"not run: {reason}", "fx-payout-reconcile")]
-    if report.ok:
-        message = f"{report.entries} ledger entries, {report.events} events: no difference"
-        return [good("reconciliation", "payout", message)]
-    shown = "; ".join(map(str, report.differences[:3]))
-    message = f"{len(report.differences)} difference(s): {shown}"
+    if result.ok:
+        return [good("reconciliation", "payout", result.summary)]
+    shown = "; ".join(result.differences[:3])
+    message = f"{result.summary}: {shown}"
     return [bad("reconciliation", "payout", message, "fx-payout-reconcile (DATABASE_URL=…)")]
