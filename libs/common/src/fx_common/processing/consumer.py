@@ -88,9 +88,6 @@ class Consumer:
         self.kafka.subscribe(self.topics, listener=_WaitForBatch(self._lock))
         await _retrying(self.kafka.start, "consumer start", self._stopping)
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     def connected(self) -> bool:
         return self.kafka is not None and bool(self.kafka._client.cluster.brokers())
 
