@@ -35,6 +35,20 @@ LEGACY_TABLES = frozenset(
 
 
 def upgrade() -> None:
+    _upgrade_cm_commission()
+    _upgrade_cm_commission_audit()
+    _upgrade_cm_completion()
+    _upgrade_cm_order()
+    _upgrade_cm_plan_rate()
+    _upgrade_cm_plan_version()
+    _upgrade_cm_refund_line()
+    _upgrade_cm_status_change()
+    _upgrade_fx_inbox()
+    _upgrade_fx_lease()
+    _upgrade_fx_outbox()
+
+
+def _upgrade_cm_commission() -> None:
     op.create_table(
         "cm_commission",
         sa.Column("commission_id", sa.String(length=64), nullable=False),
@@ -69,6 +83,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_cm_commission_due", ["status", "settle_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_cm_commission_order_id"), ["order_id"], unique=False)
 
+
+def _upgrade_cm_commission_audit() -> None:
     op.create_table(
         "cm_commission_audit",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -91,6 +107,8 @@ def upgrade() -> None:
             batch_op.f("ix_cm_commission_audit_commission_id"), ["commission_id"], unique=False
         )
 
+
+def _upgrade_cm_completion() -> None:
     op.create_table(
         "cm_completion",
         sa.Column("order_id", sa.String(length=128), nullable=False),
@@ -99,6 +117,9 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("order_id"),
     )
+
+
+def _upgrade_cm_order() -> None:
     op.create_table(
         "cm_order",
         sa.Column("order_id", sa.String(length=128), nullable=False),
@@ -114,6 +135,8 @@ def upgrade() -> None:
             batch_op.f("ix_cm_order_distributor_id"), ["distributor_id"], unique=False
         )
 
+
+def _upgrade_cm_plan_rate() -> None:
     op.create_table(
         "cm_plan_rate",
         sa.Column("version", sa.Integer(), nullable=False),
@@ -123,6 +146,9 @@ def upgrade() -> None:
         sa.Column("fen_per_unit", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("version", "scope", "key"),
     )
+
+
+def _upgrade_cm_plan_version() -> None:
     op.create_table(
         "cm_plan_version",
         sa.Column("version", sa.Integer(), nullable=False),
@@ -137,6 +163,8 @@ def upgrade() -> None:
             batch_op.f("ix_cm_plan_version_effective_from"), ["effective_from"], unique=False
         )
 
+
+def _upgrade_cm_refund_line() -> None:
     op.create_table(
         "cm_refund_line",
         sa.Column("order_id", sa.String(length=128), nullable=False),
@@ -147,6 +175,9 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("order_id", "refund_id", "line_id"),
     )
+
+
+def _upgrade_cm_status_change() -> None:
     op.create_table(
         "cm_status_change",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -161,6 +192,8 @@ def upgrade() -> None:
             batch_op.f("ix_cm_status_change_distributor_id"), ["distributor_id"], unique=False
         )
 
+
+def _upgrade_fx_inbox() -> None:
     op.create_table(
         "fx_inbox",
         sa.Column("ce_id", sa.String(length=128), nullable=False),
@@ -171,6 +204,9 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ce_id"),
     )
+
+
+def _upgrade_fx_lease() -> None:
     op.create_table(
         "fx_lease",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -178,6 +214,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _upgrade_fx_outbox() -> None:
     op.create_table(
         "fx_outbox",
         sa.Column("id", sa.Integer(), nullable=False),

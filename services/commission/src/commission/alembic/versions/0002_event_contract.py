@@ -17,6 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _upgrade_cm_commission()
+    _upgrade_cm_commission_audit()
+    _upgrade_cm_refund_line()
+    _upgrade_fx_inbox()
+
+
+def _upgrade_cm_commission() -> None:
     with op.batch_alter_table("cm_commission", schema=None) as batch_op:
         batch_op.alter_column(
             "paid_amount_fen",
@@ -61,6 +68,8 @@ def upgrade() -> None:
             "voided_fen", existing_type=sa.INTEGER(), type_=sa.BigInteger(), existing_nullable=False
         )
 
+
+def _upgrade_cm_commission_audit() -> None:
     with op.batch_alter_table("cm_commission_audit", schema=None) as batch_op:
         batch_op.alter_column(
             "amount_before",
@@ -75,6 +84,8 @@ def upgrade() -> None:
             existing_nullable=False,
         )
 
+
+def _upgrade_cm_refund_line() -> None:
     with op.batch_alter_table("cm_refund_line", schema=None) as batch_op:
         batch_op.alter_column(
             "refund_amount_fen",
@@ -83,6 +94,8 @@ def upgrade() -> None:
             existing_nullable=False,
         )
 
+
+def _upgrade_fx_inbox() -> None:
     with op.batch_alter_table("fx_inbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("digest", sa.String(length=64), nullable=True))
         batch_op.alter_column(
@@ -91,12 +104,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _downgrade_fx_inbox()
+    _downgrade_cm_refund_line()
+    _downgrade_cm_commission_audit()
+    _downgrade_cm_commission()
+
+
+def _downgrade_fx_inbox() -> None:
     with op.batch_alter_table("fx_inbox", schema=None) as batch_op:
         batch_op.alter_column(
             "offset", existing_type=sa.BigInteger(), type_=sa.INTEGER(), existing_nullable=False
         )
         batch_op.drop_column("digest")
 
+
+def _downgrade_cm_refund_line() -> None:
     with op.batch_alter_table("cm_refund_line", schema=None) as batch_op:
         batch_op.alter_column(
             "refund_amount_fen",
@@ -105,6 +127,8 @@ def downgrade() -> None:
             existing_nullable=False,
         )
 
+
+def _downgrade_cm_commission_audit() -> None:
     with op.batch_alter_table("cm_commission_audit", schema=None) as batch_op:
         batch_op.alter_column(
             "amount_after",
@@ -119,6 +143,8 @@ def downgrade() -> None:
             existing_nullable=False,
         )
 
+
+def _downgrade_cm_commission() -> None:
     with op.batch_alter_table("cm_commission", schema=None) as batch_op:
         batch_op.alter_column(
             "voided_fen", existing_type=sa.BigInteger(), type_=sa.INTEGER(), existing_nullable=False

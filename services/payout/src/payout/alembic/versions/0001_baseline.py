@@ -23,6 +23,15 @@ LEGACY_TABLES = frozenset(
 
 
 def upgrade() -> None:
+    _upgrade_fx_inbox()
+    _upgrade_fx_lease()
+    _upgrade_fx_outbox()
+    _upgrade_po_account()
+    _upgrade_po_ledger_entry()
+    _upgrade_po_withdrawal()
+
+
+def _upgrade_fx_inbox() -> None:
     op.create_table(
         "fx_inbox",
         sa.Column("ce_id", sa.String(length=128), nullable=False),
@@ -33,6 +42,9 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ce_id"),
     )
+
+
+def _upgrade_fx_lease() -> None:
     op.create_table(
         "fx_lease",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -40,6 +52,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _upgrade_fx_outbox() -> None:
     op.create_table(
         "fx_outbox",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,6 +74,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_fx_outbox_cause_id"), ["cause_id"], unique=False)
         batch_op.create_index("ix_fx_outbox_pending", ["published_at", "id"], unique=False)
 
+
+def _upgrade_po_account() -> None:
     op.create_table(
         "po_account",
         sa.Column("distributor_id", sa.String(length=128), nullable=False),
@@ -66,6 +83,9 @@ def upgrade() -> None:
         sa.Column("lock_version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("distributor_id"),
     )
+
+
+def _upgrade_po_ledger_entry() -> None:
     op.create_table(
         "po_ledger_entry",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -88,6 +108,8 @@ def upgrade() -> None:
             batch_op.f("ix_po_ledger_entry_distributor_id"), ["distributor_id"], unique=False
         )
 
+
+def _upgrade_po_withdrawal() -> None:
     op.create_table(
         "po_withdrawal",
         sa.Column("withdrawal_id", sa.String(length=128), nullable=False),

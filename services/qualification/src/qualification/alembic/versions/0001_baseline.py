@@ -23,6 +23,16 @@ LEGACY_TABLES = frozenset(
 
 
 def upgrade() -> None:
+    _upgrade_fx_inbox()
+    _upgrade_fx_lease()
+    _upgrade_fx_outbox()
+    _upgrade_qf_history()
+    _upgrade_qf_order()
+    _upgrade_qf_qualification()
+    _upgrade_qf_refund()
+
+
+def _upgrade_fx_inbox() -> None:
     op.create_table(
         "fx_inbox",
         sa.Column("ce_id", sa.String(length=128), nullable=False),
@@ -33,6 +43,9 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ce_id"),
     )
+
+
+def _upgrade_fx_lease() -> None:
     op.create_table(
         "fx_lease",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -40,6 +53,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _upgrade_fx_outbox() -> None:
     op.create_table(
         "fx_outbox",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,6 +75,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_fx_outbox_cause_id"), ["cause_id"], unique=False)
         batch_op.create_index("ix_fx_outbox_pending", ["published_at", "id"], unique=False)
 
+
+def _upgrade_qf_history() -> None:
     op.create_table(
         "qf_history",
         sa.Column("user_id", sa.String(length=128), nullable=False),
@@ -68,6 +86,9 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "seq"),
     )
+
+
+def _upgrade_qf_order() -> None:
     op.create_table(
         "qf_order",
         sa.Column("user_id", sa.String(length=128), nullable=False),
@@ -79,6 +100,9 @@ def upgrade() -> None:
         sa.Column("uncounted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("user_id", "order_id"),
     )
+
+
+def _upgrade_qf_qualification() -> None:
     op.create_table(
         "qf_qualification",
         sa.Column("user_id", sa.String(length=128), nullable=False),
@@ -99,6 +123,8 @@ def upgrade() -> None:
     with op.batch_alter_table("qf_qualification", schema=None) as batch_op:
         batch_op.create_index("ix_qf_qualification_due", ["status", "deadline"], unique=False)
 
+
+def _upgrade_qf_refund() -> None:
     op.create_table(
         "qf_refund",
         sa.Column("user_id", sa.String(length=128), nullable=False),

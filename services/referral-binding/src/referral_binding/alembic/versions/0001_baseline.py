@@ -33,6 +33,18 @@ LEGACY_TABLES = frozenset(
 
 
 def upgrade() -> None:
+    _upgrade_fx_inbox()
+    _upgrade_fx_lease()
+    _upgrade_fx_outbox()
+    _upgrade_rb_binding()
+    _upgrade_rb_eligibility()
+    _upgrade_rb_extension()
+    _upgrade_rb_order()
+    _upgrade_rb_share()
+    _upgrade_rb_visit()
+
+
+def _upgrade_fx_inbox() -> None:
     op.create_table(
         "fx_inbox",
         sa.Column("ce_id", sa.String(length=128), nullable=False),
@@ -43,6 +55,9 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ce_id"),
     )
+
+
+def _upgrade_fx_lease() -> None:
     op.create_table(
         "fx_lease",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -50,6 +65,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _upgrade_fx_outbox() -> None:
     op.create_table(
         "fx_outbox",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -69,6 +87,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_fx_outbox_cause_id"), ["cause_id"], unique=False)
         batch_op.create_index("ix_fx_outbox_pending", ["published_at", "id"], unique=False)
 
+
+def _upgrade_rb_binding() -> None:
     op.create_table(
         "rb_binding",
         sa.Column("binding_id", sa.String(length=128), nullable=False),
@@ -91,6 +111,8 @@ def upgrade() -> None:
             "ix_rb_binding_open", ["released_at", "protected_until"], unique=False
         )
 
+
+def _upgrade_rb_eligibility() -> None:
     op.create_table(
         "rb_eligibility",
         sa.Column("event_id", sa.String(length=128), nullable=False),
@@ -103,6 +125,8 @@ def upgrade() -> None:
     with op.batch_alter_table("rb_eligibility", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rb_eligibility_user_id"), ["user_id"], unique=False)
 
+
+def _upgrade_rb_extension() -> None:
     op.create_table(
         "rb_extension",
         sa.Column("order_id", sa.String(length=128), nullable=False),
@@ -116,6 +140,8 @@ def upgrade() -> None:
             batch_op.f("ix_rb_extension_binding_id"), ["binding_id"], unique=False
         )
 
+
+def _upgrade_rb_order() -> None:
     op.create_table(
         "rb_order",
         sa.Column("order_id", sa.String(length=128), nullable=False),
@@ -133,6 +159,8 @@ def upgrade() -> None:
             batch_op.f("ix_rb_order_distributor_id"), ["distributor_id"], unique=False
         )
 
+
+def _upgrade_rb_share() -> None:
     op.create_table(
         "rb_share",
         sa.Column("share_id", sa.String(length=128), nullable=False),
@@ -146,6 +174,8 @@ def upgrade() -> None:
     with op.batch_alter_table("rb_share", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rb_share_sharer_id"), ["sharer_id"], unique=False)
 
+
+def _upgrade_rb_visit() -> None:
     op.create_table(
         "rb_visit",
         sa.Column("event_id", sa.String(length=128), nullable=False),
