@@ -102,6 +102,29 @@ def test_poison_records_are_dead_lettered_and_the_rest_applies(engine: Engine) -
     assert seen == ["o1"]
 
 
+def test_a_cloudevents_header_that_is_not_utf8_dead_letters_only_its_record(
+    engine: Engine,
+) -> None:
+    good = paid("o1")
+    broken = paid("o2")
+    source = [(k, b"\xff\xfe" if k == "ce_source" else v) for k, v in broken.headers]
+    foreign = paid("o3")
+    outcome = BatchProcessor("svc", engine, {"mall.order.paid": on_paid}).process(
+        [
+            good,
+            raw_record("mall.orders.v1", broken.value, source),
+            raw_record("mall.orders.v1", foreign.value, [*foreign.headers, ("x-bin", b"\x80")]),
+        ]
+    )
+    assert (outcome.applied, outcome.dead_lettered) == (2, 1)
+    seen, outbox = rows(engine)
+    assert sorted(seen) == ["o1", "o3"]
+    [dead] = [r for r in outbox if r.topic == "fx.dlq.svc.v1"]
+    headers = [(k, base64.b64decode(v)) for k, v in json.loads(dead.headers)]
+    assert ("fx_error_type", b"invalid_envelope") in headers
+    assert ("ce_source", b"\xff\xfe") in headers
+
+
 def test_rejected_event_rolls_back_its_writes_and_goes_to_dlq(engine: Engine) -> None:
     outcome = BatchProcessor("svc", engine, {"mall.order.paid": on_paid}).process(
         [paid("o1"), paid("reject-me"), paid("o2")]

@@ -127,7 +127,10 @@ def encode_structured(event: Event) -> tuple[bytes, Headers]:
 
 def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]) -> Event:
     """Decode a Kafka record; raises DecodeError (dead-letter) or UnknownEventType (ignore)."""
-    hdrs = {k: v.decode("utf-8", "replace") for k, v in headers if v is not None}
+    try:
+        hdrs = {k: v.decode() for k, v in headers if v is not None}
+    except UnicodeDecodeError:
+        hdrs = _utf8_headers(headers)
     if value is None:
         raise DecodeError("empty_value", "record has no value (tombstone)")
     content_type = hdrs.get("content-type", "")
@@ -139,6 +142,21 @@ def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]
             attrs["traceparent"] = hdrs["traceparent"]
         return _build(attrs, value)
     return _build(attrs, data)
+
+
+def _utf8_headers(headers: Headers | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
+    """CloudEvents attributes are UTF-8 strings: one that is not makes the record a dead
+    letter. Other headers (someone's binary tracing header) that are not UTF-8 are skipped."""
+    hdrs: dict[str, str] = {}
+    for key, value in headers:
+        if value is None:
+            continue
+        try:
+            hdrs[key] = value.decode()
+        except UnicodeDecodeError as exc:
+            if key.startswith("ce_") or key in ("content-type", "traceparent"):
+                raise DecodeError("invalid_envelope", f"header {key!r} is not UTF-8") from exc
+    return hdrs
 
 
 def _json(value: bytes) -> Any:

@@ -24,11 +24,11 @@ from fx_common import db, ops_metrics
 from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
+from fx_common.edge import KafkaEdge
 from fx_common.envelope import DecodeError, Event, UnknownEventType, decode
 from fx_common.migrations import History, ensure
 from fx_common.processing import (
     BatchProcessor,
-    Consumer,
     Handler,
     OutboxRelay,
     Prepare,
@@ -195,15 +195,15 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             spec.name, self.engine, settings.kafka_bootstrap_servers, batch=settings.outbox_batch
         )
-        self.consumer = Consumer(
+        self.edge = KafkaEdge(
             spec.name,
             settings.kafka_bootstrap_servers,
             topics,
             self.processor,
+            group_id=ns + (settings.consumer_group or consumer_group(spec.name)),
             max_records=settings.batch_max_records,
             max_wait_ms=settings.batch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
-            group_id=ns + (settings.consumer_group or consumer_group(spec.name)),
             on_batch=lambda outcome: self.relay.wake(),
         )
         self.follower = (
@@ -227,10 +227,9 @@ class ServiceRuntime:
         )
         if self.settings.publish:
             await self.relay.start()
-        await self.consumer.start()
+        await self.edge.start()  # the subscriber joins its group
         if self.settings.publish:
             self._spawn(self.relay.run(), "relay")
-        self._spawn(self.consumer.run(), "consumer")
         for n, task in enumerate(self.spec.tasks):
             self._spawn(task(self), f"task-{n}")
         if self.follower is not None:
@@ -320,13 +319,13 @@ class ServiceRuntime:
             db.ping(self.engine)
         except Exception:
             store = False
-        broker = self.started and self.consumer.connected()
+        broker = self.started and self.edge.connected()
         return {"store": store, "broker": broker}
 
     async def stop(self) -> None:
         """SIGTERM: stop fetching, finish and commit the batch, flush the outbox, exit."""
         log.info("stopping: finishing the batch in flight and flushing the outbox")
-        await self.consumer.stop()
+        await self.edge.stop_consuming()
         await self.relay.stop()
         relay_task = next((t for t in self._tasks if t.get_name().endswith("-relay")), None)
         for task in self._tasks:
@@ -340,6 +339,7 @@ class ServiceRuntime:
             task.remove_done_callback(self._task_done)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.relay.close()
+        await self.edge.close()
         await asyncio.to_thread(db.release_lease, self.engine, "sweeper", self.sweeper_owner)
         self.engine.dispose()
         log.info("stopped cleanly: batch committed, outbox flushed")

@@ -17,7 +17,6 @@ from fx_common.processing.batch import (
     Prepare,
     TickHandler,
 )
-from fx_common.processing.consumer import Consumer
 from fx_common.processing.handlers import Keys, On
 from fx_common.processing.relay import OutboxRelay
 from fx_common.processing.unit_of_work import Rejected, UnitOfWork
@@ -26,7 +25,6 @@ __all__ = [
     "CLOCK_SET",
     "BatchOutcome",
     "BatchProcessor",
-    "Consumer",
     "Handler",
     "Keys",
     "On",

@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from fx_common import db, metrics, ops_metrics, tracing
 from fx_common.clock import SystemClock
-from fx_common.processing.consumer import _backoff, _retrying
+from fx_common.retry import backoff as _backoff
+from fx_common.retry import retrying as _retrying
 
 log = logging.getLogger(__name__)
 
