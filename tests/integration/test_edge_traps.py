@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -253,3 +255,40 @@ async def test_two_replicas_never_process_one_batch_at_once_through_rebalances(
         if a[0] != b[0] and a[3] & b[3] and a[1] < b[2] and b[1] < a[2]
     ]
     assert overlaps == []
+
+
+class Remembering:
+    """A processor that keeps a weak reference to every record it was handed."""
+
+    def __init__(self) -> None:
+        self.records: list[weakref.ref[ConsumerRecord[Any, Any]]] = []
+
+    def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> BatchOutcome:
+        self.records += [weakref.ref(r) for r in records]
+        return BatchOutcome(applied=len(records))
+
+
+async def test_a_batch_s_records_do_not_outlive_it(
+    bootstrap: str, make_topics: Any, unique: str
+) -> None:
+    """FastStream keeps the message in a context variable, and a timer scheduled in that
+    context (the offset commit's request timeout, 40 s, cancelled at once but left in the
+    event loop until due) would keep every batch's records alive: memory, and a garbage
+    collector busy with them (half the edge's CPU per event). Once committed, a batch's
+    records are gone."""
+    topic, group = f"t.{unique}.in", f"g-{unique}"
+    await make_topics(topic, partitions=3)
+    processor = Remembering()
+    kafka = edge(bootstrap, topic, group, processor, max_records=50)
+    await publish(bootstrap, topic, [paid(f"o-{i}", f"b-{i % 7}") for i in range(300)])
+    await kafka.start()
+    try:
+        await until_committed(bootstrap, group, 300)
+        await asyncio.sleep(0.5)  # the last batch's handler has returned
+        gc.collect()
+        alive = [r for r in processor.records if r() is not None]
+        assert len(processor.records) == 300
+        assert alive == []
+    finally:
+        await kafka.stop_consuming()
+        await kafka.close()

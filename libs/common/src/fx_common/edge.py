@@ -6,7 +6,7 @@
 
 FastStream's defaults would lose data here (`shared/notes/faststream.md`), so each one is
 set on purpose and a test on the real broker holds it in place
-(`libs/common/tests/test_edge.py`):
+(`tests/integration/test_edge_traps.py`):
 - `AckPolicy.MANUAL`: the default `ACK_FIRST` turns on auto-commit, which commits offsets
   before the DB has the batch. With MANUAL nothing is committed but what `_commit` commits.
 - An exception escaping the handler would leave the batch uncommitted while the next batch
@@ -22,6 +22,7 @@ set on purpose and a test on the real broker holds it in place
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import time
@@ -33,7 +34,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter, Topic
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER, KafkaAckableMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -67,6 +67,14 @@ class WaitForBatchInFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
 
 
+class TopicsAreOurs(logging.Filter):
+    """FastStream warns at every start that a consumer-only broker creates no topics: the
+    runtime creates them (`runtime.ensure_topics`), so the warning would only mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Topic creation is skipped")
+
+
 class KafkaEdge:
     """A service's FastStream broker and its one batch subscriber."""
 
@@ -88,6 +96,8 @@ class KafkaEdge:
         self.on_batch = on_batch
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        if not any(isinstance(f, TopicsAreOurs) for f in log.filters):
+            log.addFilter(TopicsAreOurs())
         self.broker = KafkaBroker(
             bootstrap_servers,
             client_id=f"{service}-{os.getpid()}",
@@ -95,6 +105,9 @@ class KafkaEdge:
             logger=log,  # through the service's JSON logs
             log_level=logging.DEBUG,  # "received"/"processed" per batch: not for INFO
             consumer_only=True,  # the outbox relay publishes (fx_common.relay says why)
+            # No FastDepends: the handler takes the message as the decoder hands it (resolving
+            # a `KafkaMessage` argument costs a task group and thread-pool calls per batch).
+            apply_types=False,
         )
         self.subscriber: BatchSubscriber | None = None
         if topics:  # a service (or a test double) without input topics has no subscriber
@@ -128,7 +141,7 @@ class KafkaEdge:
             heartbeat_interval_ms=session_timeout_ms // 3,
             listener=WaitForBatchInFlight(self._lock),
             parser=self._raw_batch,
-            decoder=_records_of,
+            decoder=_itself,
         )
         subscriber(self._handle)
         self.broker.include_router(router)
@@ -177,8 +190,20 @@ class KafkaEdge:
             consumer=(self.subscriber and self.subscriber.consumer) or FAKE_CONSUMER,
         )
 
-    async def _handle(self, records: Any, message: KafkaMessage) -> None:
-        # `records: Any`: FastStream validates what is annotated, and the records need none.
+    async def _handle(self, message: StreamMessage[Records]) -> None:
+        """The subscriber's handler: the batch runs in a task with a context of its own.
+
+        FastStream keeps the message (so the batch's records) in a context variable, and
+        every timer scheduled in that context captures it: the request timeout of the offset
+        commit (aiokafka, 40 s) is cancelled at once but stays in the event loop's heap until
+        it is due. Run in FastStream's context, each batch's records outlived it by up to 40 s
+        and the garbage collector paid for them: twice the edge's CPU per event.
+        """
+        batch = self._batch(message)
+        await asyncio.get_running_loop().create_task(batch, context=contextvars.Context())
+
+    async def _batch(self, message: StreamMessage[Records]) -> None:
+        records = message.raw_message
         async with self._lock, tracing.batch(self.service, {"records": records}):
             # the lock first: the rebalance listener waits for this batch
             outcome = await self._process(list(records))
@@ -240,5 +265,6 @@ class KafkaEdge:
         ops_metrics.lag(self.service, consumer, offsets)
 
 
-async def _records_of(message: StreamMessage[Records]) -> Records:
-    return message.raw_message
+async def _itself(message: StreamMessage[Records]) -> StreamMessage[Records]:
+    """The handler's argument: the message (records and consumer), nothing decoded."""
+    return message
