@@ -27,17 +27,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter, Topic
-from faststream.kafka.message import FAKE_CONSUMER, KafkaAckableMessage
+from faststream.kafka.message import FAKE_CONSUMER, KafkaAckableMessage, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
-from faststream.message import StreamMessage
 from prometheus_client import REGISTRY
 
 from fx_common import metrics, ops_metrics, tracing
@@ -179,7 +178,7 @@ class KafkaEdge:
     async def close(self) -> None:
         await self.broker.stop()
 
-    async def _raw_batch(self, records: Records) -> StreamMessage[Records]:
+    async def _raw_batch(self, records: Records) -> KafkaMessage:
         """The records as consumed: nothing decoded here (the processor does it, once)."""
         first, last = records[0], records[-1]
         return KafkaAckableMessage(
@@ -190,7 +189,7 @@ class KafkaEdge:
             consumer=(self.subscriber and self.subscriber.consumer) or FAKE_CONSUMER,
         )
 
-    async def _handle(self, message: StreamMessage[Records]) -> None:
+    async def _handle(self, message: KafkaMessage) -> None:
         """The subscriber's handler: the batch runs in a task with a context of its own.
 
         FastStream keeps the message (so the batch's records) in a context variable, and
@@ -202,8 +201,8 @@ class KafkaEdge:
         batch = self._batch(message)
         await asyncio.get_running_loop().create_task(batch, context=contextvars.Context())
 
-    async def _batch(self, message: StreamMessage[Records]) -> None:
-        records = message.raw_message
+    async def _batch(self, message: KafkaMessage) -> None:
+        records = cast(Records, message.raw_message)  # as `_raw_batch` made it
         async with self._lock, tracing.batch(self.service, {"records": records}):
             # the lock first: the rebalance listener waits for this batch
             outcome = await self._process(list(records))
@@ -265,6 +264,6 @@ class KafkaEdge:
         ops_metrics.lag(self.service, consumer, offsets)
 
 
-async def _itself(message: StreamMessage[Records]) -> StreamMessage[Records]:
+async def _itself(message: KafkaMessage) -> KafkaMessage:
     """The handler's argument: the message (records and consumer), nothing decoded."""
     return message
