@@ -199,7 +199,14 @@ class KafkaEdge:
         and the garbage collector paid for them: twice the edge's CPU per event.
         """
         batch = self._batch(message)
-        await asyncio.get_running_loop().create_task(batch, context=contextvars.Context())
+        try:
+            await asyncio.get_running_loop().create_task(batch, context=contextvars.Context())
+        finally:
+            # The decoder hands the message itself to the handler, and FastStream caches the
+            # decoded value on the message: message -> cache -> message, a cycle only the
+            # garbage collector frees. Each batch's records then lived through several more
+            # batches and the collector's work cost qualification ~13 % more CPU per event.
+            message.clear_cache()
 
     async def _batch(self, message: KafkaMessage) -> None:
         records = cast(Records, message.raw_message)  # as `_raw_batch` made it
