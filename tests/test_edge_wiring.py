@@ -56,6 +56,20 @@ def test_the_subscriber_takes_the_service_topics_with_manual_acks(
     assert len(subscriber.calls) == 1
 
 
+def test_a_bootstrap_list_reaches_the_consumer_as_hosts(tmp_path: Path) -> None:
+    """KAFKA_BOOTSTRAP_SERVERS is `host:port,host:port`; FastStream took the string as one host
+    name (the three-broker cluster never connected) unless it is given a list."""
+    settings = PAYOUT.settings_cls(
+        service="payout",
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        kafka_bootstrap_servers="127.0.0.1:19092, 127.0.0.1:19093,127.0.0.1:19094",
+    )
+    broker = ServiceRuntime(PAYOUT, settings).edge.broker
+    assert broker._connection_kwargs["bootstrap_servers"] == [
+        "127.0.0.1:19092", "127.0.0.1:19093", "127.0.0.1:19094",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("name", list(SPECS))
 async def test_each_handled_type_reaches_the_store_through_the_broker(
     name: str, tmp_path: Path

@@ -74,6 +74,11 @@ class TopicsAreOurs(logging.Filter):
         return not record.getMessage().startswith("Topic creation is skipped")
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """`host:port,host:port` (KAFKA_BOOTSTRAP_SERVERS) as the list FastStream expects."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 class KafkaEdge:
     """A service's FastStream broker and its one batch subscriber."""
 
@@ -98,7 +103,8 @@ class KafkaEdge:
         if not any(isinstance(f, TopicsAreOurs) for f in log.filters):
             log.addFilter(TopicsAreOurs())
         self.broker = KafkaBroker(
-            bootstrap_servers,
+            # A list: FastStream hands a comma-separated string to aiokafka as one host name.
+            bootstrap_list(bootstrap_servers),
             client_id=f"{service}-{os.getpid()}",
             graceful_timeout=30.0,
             logger=log,  # through the service's JSON logs
