@@ -77,7 +77,8 @@ async def test_each_handled_type_reaches_the_store_through_the_broker(
     spec = SPECS[name]
     runtime = runtime_for(spec, tmp_path)
     events = [
-        make_event(ce_type, copy.deepcopy(SAMPLES[ce_type]), time=T0) for ce_type in spec.handlers
+        make_event(ce_type, copy.deepcopy(SAMPLES[ce_type]), time=T0)
+        for ce_type in spec.handler_table()
     ]
     async with TestKafkaBroker(runtime.edge.broker) as broker:
         for event in events:

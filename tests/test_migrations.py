@@ -82,7 +82,7 @@ def events(spec: ServiceSpec, batch: str, at: datetime) -> list[Any]:
     """One contract-valid event of every type the service handles."""
     return [
         record(ce_type, SAMPLES[ce_type], time=at, event_id=f"{batch}-{ce_type}")
-        for ce_type in spec.handlers
+        for ce_type in spec.handler_table()
         if ce_type in SAMPLES
     ]
 

@@ -22,7 +22,7 @@ from fx_common.runtime import processor_for
 from fx_common.testing import fresh_postgres_database
 from qualification.app import SPEC
 
-TYPES = sorted({*SPEC.handlers, "fx.clock.set"})
+TYPES = sorted({*SPEC.handler_table(), "fx.clock.set"})
 SEQUENCES = st.lists(events(TYPES), min_size=1, max_size=8)
 SETTINGS = settings(
     deadline=None,

@@ -25,7 +25,7 @@ from referral_binding.app import ReferralBindingSettings, spec_for
 
 # No Redis: the cache has its own tests.
 SPEC = spec_for(ReferralBindingSettings(redis_url=""))
-TYPES = sorted({*SPEC.handlers, "fx.clock.set"})
+TYPES = sorted({*SPEC.handler_table(), "fx.clock.set"})
 SEQUENCES = st.lists(events(TYPES), min_size=1, max_size=8)
 SETTINGS = settings(
     deadline=None,

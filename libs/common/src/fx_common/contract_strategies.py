@@ -88,6 +88,8 @@ def value_of(node: Schema, root: Schema) -> st.SearchStrategy[Any]:
     kind = node.get("type")
     if kind == "null":
         return st.none()
+    if kind == "boolean":
+        return st.booleans()
     if kind == "integer":
         return _integers(node)
     if kind == "string" and node.get("format") == "date-time":

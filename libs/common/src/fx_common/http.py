@@ -151,7 +151,7 @@ def create_app(spec: ServiceSpec, runtime: ServiceRuntime | None = None) -> Fast
 
     @app.get("/asyncapi", include_in_schema=False)
     async def asyncapi() -> dict[str, Any]:
-        return service_document(spec.name, spec.handlers, spec.outputs)
+        return service_document(spec.name, spec.handler_table(), spec.outputs)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

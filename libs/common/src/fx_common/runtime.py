@@ -81,16 +81,19 @@ class ServiceSpec:
     # it through the spec, so fxctl imports no service package.
     audit: Callable[[Any, float], Coroutine[Any, Any, AuditResult]] | None = None
 
+    def handler_table(self) -> dict[str, Handler]:
+        """`ce_type` -> handler: the untyped `handlers` and those the typed `on` declare."""
+        return {**self.handlers, **dispatch_table(self.on)}
+
 
 def processor_for(
     spec: ServiceSpec, engine: Engine, clock: SimulatedClock | None = None, namespace: str = ""
 ) -> BatchProcessor:
     """The spec's batch processor (also what handler tests drive, without a broker)."""
-    handlers = {**spec.handlers, **dispatch_table(spec.on)}
     return BatchProcessor(
         spec.name,
         engine,
-        handlers,
+        spec.handler_table(),
         spec.on_tick,
         clock,
         namespace,

@@ -72,10 +72,12 @@ def decide(q: Qualification, command: CommandAccepted, now: datetime) -> list[Do
         case "confirm_contact":
             return modes.confirm_contact(q, now, policy)
         case "revoke":
-            assert command.reason is not None
+            if command.reason is None:
+                raise Rejected("command_incomplete", "a revoke command without a reason")
             return q.revoke(now, command.reason)
         case "appoint":
-            assert command.appointed_by is not None and command.reason is not None
+            if command.appointed_by is None or command.reason is None:
+                raise Rejected("command_incomplete", "an appoint command without who and why")
             return modes.appoint(q, now, policy, command.appointed_by, command.reason)
 
 
