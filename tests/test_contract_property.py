@@ -18,10 +18,9 @@ from sqlalchemy.engine import Engine
 from commission.app import SPEC as COMMISSION
 from fx_common import db
 from fx_common.clock import SimulatedClock
-from fx_common.composition import ServiceSpec
 from fx_common.contract_strategies import apply_all, events
 from fx_common.contracts.base import EARLIEST_TIME
-from fx_common.runtime import processor_for
+from fx_common.runtime import ServiceSpec, processor_for
 from fx_common.testing import fresh_postgres_database
 from payout.app import SPEC as PAYOUT
 from qualification.app import SPEC as QUALIFICATION
