@@ -97,6 +97,19 @@ class Harness:
         data |= extra.get(outcome, {})
         return self.send(f"fx.distributor.{outcome}", data, at)
 
+    def recruiter(
+        self, recruit: str, recruiter: str, at: datetime, event_id: str | None = None
+    ) -> BatchOutcome:
+        """`recruiter` recruited `recruit`, who applied at `at` (fx.recruiter.recorded)."""
+        data = {"distributor_id": recruit, "recruiter_id": recruiter,
+                "binding_id": f"b-{recruit}", "applied_at": at.isoformat()}  # fmt: skip
+        return self.send("fx.recruiter.recorded", data, at, event_id)
+
+    def recruiters(self) -> dict[str, str]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(store.RecruiterRecord))
+            return {row.distributor_id: row.recruiter_id for row in rows}
+
     def published(self) -> list[Event]:
         return events_published(self.engine, topic=COMMISSIONS)
 

@@ -90,6 +90,10 @@ class Harness:
         }
         return record("mall.order.refunded", data, time=at, event_id=self._id(None))
 
+    def applied(self, user: str, at: datetime, event_id: str | None = None) -> Record:
+        data = {"user_id": user}
+        return record("fx.distributor.applied", data, time=at, event_id=self._id(event_id))
+
     def started(self, user: str, at: datetime) -> Record:
         data = {"user_id": user, "deadline": (at + timedelta(days=30)).isoformat(),
                 "required_orders": 3}  # fmt: skip

@@ -62,6 +62,10 @@ def qualification_keys(event: Event, data: QualificationEvent) -> Keys:
     return {"distributors": [data.user_id], "reassessed": [data.user_id] if decisive else []}
 
 
+def recruiter_keys(event: Event, data: att.RecruiterRecorded) -> Keys:
+    return {"recruits": [data.distributor_id]}
+
+
 def make_handlers(terms: domain.Terms) -> list[On[Any]]:
     """The handlers under `terms`, with the contract models they handle and what they load."""
     handlers = CommissionHandlers(terms)
@@ -70,6 +74,7 @@ def make_handlers(terms: domain.Terms) -> list[On[Any]]:
         On((att.AttributedOrderCompleted,), handlers.on_completed, keys=order_keys),
         On((att.AttributedOrderRefunded,), handlers.on_refunded, keys=order_keys),
         On(tuple(QUALIFICATION_STATUS), handlers.on_qualification, keys=qualification_keys),
+        On((att.RecruiterRecorded,), handlers.on_recruiter, keys=recruiter_keys),
     ]
 
 
@@ -142,6 +147,13 @@ class CommissionHandlers:
         for commission in batch.open_or_settled_of(user_id):
             fate = domain.assess(commission.paid_at, history)
             _record(uow, commission, commission.apply_fate(fate))
+
+    def on_recruiter(self, uow: Uow, event: Event, data: att.RecruiterRecorded) -> None:
+        """Keep the recruit's recruiter: the first recorded stands, never the recruit."""
+        batch, recruit = uow.repo, data.distributor_id
+        if recruit in batch.recruiter_of or data.recruiter_id == recruit:
+            return
+        batch.add_recruiter(recruit, data.recruiter_id, data.binding_id, data.applied_at, event.id)
 
 
 def on_tick(uow: Uow, now: datetime) -> None:

@@ -72,6 +72,30 @@ def eligibility_keys(event: Event, data: EligibilityEvent) -> Keys:
     return {"distributors": [data.user_id], "reopen": reopen}
 
 
+def applied_keys(event: Event, data: qualification.DistributorApplied) -> Keys:
+    """The applicant's bindings as a customer, and whether their recruiter is recorded."""
+    return {"customers": [data.user_id], "recruits": [data.user_id]}
+
+
+def on_applied(uow: Uow, event: Event, data: qualification.DistributorApplied) -> None:
+    """Record the applicant's recruiter once: the distributor whose binding covered them when
+    they applied (nothing is published when none did, or one is already recorded)."""
+    batch, user_id = uow.repo, data.user_id
+    binding = domain.recruiter_binding(
+        user_id, event.time, batch.customer(user_id), recorded=user_id in batch.recruited
+    )
+    if binding is None:
+        return
+    batch.add_recruiter(user_id, binding, event.time, event.id)
+    recorded = attributions.RecruiterRecorded(
+        distributor_id=user_id,
+        recruiter_id=binding.distributor_id,
+        binding_id=binding.binding_id,
+        applied_at=event.time,
+    )
+    uow.publish(recorded, time=event.time)
+
+
 def _record(uow: Uow, events: Sequence[domain.BindingEvent]) -> None:
     batch = uow.repo
     for event in events:
@@ -197,6 +221,7 @@ def handlers_for(
         On((mall_orders.OrderCompleted,), on_order_completed, keys=order_keys),
         On((mall_orders.OrderRefunded,), on_order_refunded, keys=order_keys),
         On(tuple(_ELIGIBLE_FROM), handlers.on_eligibility_changed, keys=eligibility_keys),
+        On((qualification.DistributorApplied,), on_applied, keys=applied_keys),
     ]
 
 

@@ -2,6 +2,10 @@
 
 Kafka key: `distributor_id`. Completions and refunds of an attributed order follow it to the
 same distributor; orders that were not attributed produce no event here.
+
+`fx.recruiter.recorded` attributes a distributor (not an order) to their recruiter: the
+distributor whose binding covered them when they applied (docs/domain.md §2.7). Keyed by the
+recruit, so it is ordered with the recruit's attributed orders.
 """
 
 from typing import Literal
@@ -15,14 +19,17 @@ __all__ = [
     "ATTRIBUTED_ORDER_COMPLETED",
     "ATTRIBUTED_ORDER_REFUNDED",
     "ORDER_ATTRIBUTED",
+    "RECRUITER_RECORDED",
     "AttributedOrderCompleted",
     "AttributedOrderRefunded",
     "OrderAttributed",
+    "RecruiterRecorded",
 ]
 
 ORDER_ATTRIBUTED = "fx.order.attributed"
 ATTRIBUTED_ORDER_COMPLETED = "fx.order.completed"
 ATTRIBUTED_ORDER_REFUNDED = "fx.order.refunded"
+RECRUITER_RECORDED = "fx.recruiter.recorded"
 
 
 class OrderAttributed(ContractModel):
@@ -67,3 +74,18 @@ class AttributedOrderRefunded(ContractModel):
     def _line_ids_unique(cls, lines: list[RefundLine]) -> list[RefundLine]:
         check_lines(lines, "refund_amount_fen")
         return lines
+
+
+class RecruiterRecorded(ContractModel):
+    """A distributor's recruiter, recorded once and never changed: the distributor whose
+    binding (any binding mode) covered `distributor_id` as a customer when they applied.
+
+    Published once per distributor, and only when such a binding existed (no event: no
+    recruiter). Never names the distributor themself (a consumer ignores one that does).
+    Commission reads it for the second tier (`FX_COMMISSION_TIERS=2`) and the team page.
+    """
+
+    distributor_id: StrictId = Field(description="The recruit: the distributor who applied.")
+    recruiter_id: StrictId = Field(description="The distributor whose binding covered them.")
+    binding_id: StrictId = Field(description="The binding that covered them when they applied.")
+    applied_at: EventTime = Field(description="When they applied (their fx.distributor.applied).")

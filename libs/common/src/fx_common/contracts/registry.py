@@ -66,6 +66,7 @@ TOPIC_EVENT_TYPES: dict[str, tuple[str, ...]] = {
         attributions.ORDER_ATTRIBUTED,
         attributions.ATTRIBUTED_ORDER_COMPLETED,
         attributions.ATTRIBUTED_ORDER_REFUNDED,
+        attributions.RECRUITER_RECORDED,
     ),
     topics.COMMISSIONS: (
         commissions.COMMISSION_ACCRUED,
@@ -104,6 +105,7 @@ EVENT_MODELS: dict[str, type[ContractModel]] = {
     attributions.ORDER_ATTRIBUTED: attributions.OrderAttributed,
     attributions.ATTRIBUTED_ORDER_COMPLETED: attributions.AttributedOrderCompleted,
     attributions.ATTRIBUTED_ORDER_REFUNDED: attributions.AttributedOrderRefunded,
+    attributions.RECRUITER_RECORDED: attributions.RecruiterRecorded,
     commissions.COMMISSION_ACCRUED: commissions.CommissionAccrued,
     commissions.COMMISSION_RELEASED: commissions.CommissionReleased,
     commissions.COMMISSION_VOIDED: commissions.CommissionVoided,

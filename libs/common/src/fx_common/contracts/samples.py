@@ -113,6 +113,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "refund_id": "r-1",
         "lines": deepcopy(_REFUND_LINES),
     },
+    "fx.recruiter.recorded": {
+        "distributor_id": "u-buyer",
+        "recruiter_id": "u-sharer",
+        "binding_id": "b-1",
+        "applied_at": "2025-01-20T08:00:00Z",
+    },
     "fx.commission.accrued": {
         "commission_id": "c-o-1-l-1",
         "distributor_id": "u-sharer",

@@ -36,6 +36,7 @@ from commission.store.tables import (
     OrderRecord,
     PlanRateRecord,
     PlanVersionRecord,
+    RecruiterRecord,
     RefundLineRecord,
     StatusChangeRecord,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "PlanRateRecord",
     "PlanVersionRecord",
     "Plans",
+    "RecruiterRecord",
     "RefundLineRecord",
     "Repository",
     "StatusChangeRecord",

@@ -16,6 +16,7 @@ from commission.store.tables import (
     CommissionRecord,
     CompletionRecord,
     OrderRecord,
+    RecruiterRecord,
     RefundLineRecord,
     StatusChangeRecord,
 )
@@ -43,6 +44,8 @@ class Repository:
         self.completed_at: dict[str, datetime] = {}
         self.refunds: dict[str, list[domain.RefundLine]] = {}
         self.history: dict[str, list[domain.StatusChange]] = {}
+        self.recruiter_of: dict[str, str] = {}
+        """The recorded recruiter of each of the `recruits` loaded that has one."""
         self.plans = Plans([], {})
         self.commissions: dict[str, domain.Commission] = {}
         self._of_order: dict[str, list[domain.Commission]] = {}
@@ -56,11 +59,17 @@ class Repository:
         distributors; the plan versions in force at `keys["paid_at"]`."""
         orders, distributors = keys.get("orders", set()), keys.get("distributors", set())
         reassessed, paid_at = keys.get("reassessed", set()), sorted(keys.get("paid_at", ()))
+        connection = self.uow.session.connection()
+        recruiter = table_of(RecruiterRecord)
+        recorded = sa.select(recruiter.c.distributor_id, recruiter.c.recruiter_id)
+        for recruit, recruiter_id in rows_in(
+            connection, recorded, recruiter.c.distributor_id, keys.get("recruits", set())
+        ):
+            self.recruiter_of[recruit] = recruiter_id
         self.refunds.update({order_id: [] for order_id in orders})
         self.history.update({distributor: [] for distributor in distributors})
         self._of_order.update({order_id: [] for order_id in orders})
         self._of_distributor.update({distributor: [] for distributor in reassessed})
-        connection = self.uow.session.connection()
         self._load_orders(connection, orders)
         change = table_of(StatusChangeRecord)
         history = sa.select(
@@ -143,6 +152,16 @@ class Repository:
             event_id=event_id,
         )
         self.refunds[order_id].append(line)
+
+    def add_recruiter(
+        self, distributor_id: str, recruiter_id: str, binding_id: str, applied_at: datetime,
+        event_id: str,
+    ) -> None:  # fmt: skip
+        self.uow.stage(
+            RecruiterRecord, distributor_id=distributor_id, recruiter_id=recruiter_id,
+            binding_id=binding_id, applied_at=applied_at, event_id=event_id,
+        )  # fmt: skip
+        self.recruiter_of[distributor_id] = recruiter_id
 
     # --- qualification history
 

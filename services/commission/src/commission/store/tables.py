@@ -143,6 +143,17 @@ class PlanRateRecord(SQLModel, table=True):
     fen_per_unit: int | None = None
 
 
+class RecruiterRecord(SQLModel, table=True):
+    """A distributor's recruiter (from fx.recruiter.recorded), kept once: the first stands."""
+
+    __tablename__ = "cm_recruiter"
+    distributor_id: str = Field(primary_key=True, max_length=128)
+    recruiter_id: str = Field(index=True, max_length=128)
+    binding_id: str = Field(max_length=128)
+    applied_at: datetime = _utc()
+    event_id: str = Field(max_length=128)
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     OrderRecord,
     CommissionRecord,
@@ -152,4 +163,5 @@ TABLES: tuple[type[SQLModel], ...] = (
     StatusChangeRecord,
     PlanVersionRecord,
     PlanRateRecord,
+    RecruiterRecord,
 )

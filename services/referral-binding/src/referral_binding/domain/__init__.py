@@ -267,3 +267,18 @@ def distributor_changed(
 def expire_all(bindings: Iterable[Binding], now: datetime) -> list[BindingReleased]:
     """The clock moved to `now`: release every binding whose protection has ended."""
     return [r for r in (expire(b, now) for b in bindings) if r is not None]
+
+
+def recruiter_binding(
+    applicant_id: str, applied_at: datetime, customer: CustomerBindings, *, recorded: bool
+) -> Binding | None:
+    """DOMAIN §2.7: the binding whose distributor recruited `applicant_id`, who applied at
+    `applied_at` — the binding (any mode) protecting them as a customer then. None when a
+    recruiter is already recorded (the first stands), when no binding covered them, and
+    never the applicant themself."""
+    if recorded:
+        return None
+    binding = customer.protected_at(applied_at)
+    if binding is None or binding.distributor_id == applicant_id:
+        return None
+    return binding

@@ -21,6 +21,7 @@ from referral_binding.store.tables import (
     RbExtension,
     RbFollowUp,
     RbOrder,
+    RbRecruiter,
     RbShare,
     RbVisit,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "RbExtension",
     "RbFollowUp",
     "RbOrder",
+    "RbRecruiter",
     "RbShare",
     "RbVisit",
     "Repository",

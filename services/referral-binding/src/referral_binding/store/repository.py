@@ -26,6 +26,7 @@ from referral_binding.store.tables import (
     RbEligibility,
     RbExtension,
     RbOrder,
+    RbRecruiter,
     RbShare,
     RbVisit,
     binding_of,
@@ -36,6 +37,7 @@ _BINDINGS = table_of(RbBinding)
 _ORDERS = table_of(RbOrder)
 _ELIGIBILITY = table_of(RbEligibility)
 _VISITS = table_of(RbVisit)
+_RECRUITERS = table_of(RbRecruiter)
 _Columns = tuple[Any, ...]
 
 
@@ -67,6 +69,8 @@ class Repository:
         self._changed_orders = ChangedRows(RbOrder)
         self.new_orders: dict[str, dict[str, Any]] = {}
         """Orders added by this unit of work, as rows (a late visit may attribute them)."""
+        self.recruited: set[str] = set()
+        """Of the `recruits` loaded, those whose recruiter is recorded."""
         self.changed_customers: set[str] = set()
         """Customers whose bindings this unit of work changed (their cached answers go)."""
         uow.before_flush(self.write)
@@ -80,6 +84,11 @@ class Repository:
         shares, customers = keys.get("shares", set()), keys.get("customers", set())
         distributors, orders = keys.get("distributors", set()), keys.get("orders", set())
         users = keys.get("users", set())
+        recruited = sa.select(_RECRUITERS.c.distributor_id)
+        for (recruit,) in self._each(
+            recruited, _RECRUITERS.c.distributor_id, keys.get("recruits", set())
+        ):
+            self.recruited.add(recruit)
         reopen: dict[str, datetime] = {}
         for sharer, since in keys.get("reopen", ()):
             reopen[sharer] = min(since, reopen.get(sharer, since))
@@ -130,6 +139,15 @@ class Repository:
     ) -> Iterator[sa.Row[*_Columns]]:
         """The rows of `query` whose `key` is one of `keys` (`fx_common.repository.rows_in`)."""
         return rows_in(self.uow.session.connection(), query, key, keys)
+
+    def add_recruiter(
+        self, distributor_id: str, binding: Binding, at: datetime, event_id: str
+    ) -> None:
+        self.uow.stage(
+            RbRecruiter, distributor_id=distributor_id, recruiter_id=binding.distributor_id,
+            binding_id=binding.binding_id, applied_at=at, event_id=event_id,
+        )  # fmt: skip
+        self.recruited.add(distributor_id)
 
     # --- shares
 

@@ -129,6 +129,18 @@ class RbFollowUp(SQLModel, table=True):
     data: str = Field(sa_type=sa.Text)
 
 
+class RbRecruiter(SQLModel, table=True):
+    """A distributor's recruiter, recorded once (`fx.recruiter.recorded`): the distributor
+    whose binding covered them as a customer when they applied."""
+
+    __tablename__ = "rb_recruiter"
+    distributor_id: str = Field(primary_key=True, max_length=128)
+    recruiter_id: str = Field(index=True, max_length=128)
+    binding_id: str = Field(max_length=128)
+    applied_at: datetime = _at()
+    event_id: str = Field(max_length=128, description="The ce_id of the application.")
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     RbShare,
     RbVisit,
@@ -137,6 +149,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     RbExtension,
     RbOrder,
     RbFollowUp,
+    RbRecruiter,
 )
 
 
