@@ -79,6 +79,7 @@ def test_topics_hold_the_types_of_contracts_md() -> None:
         "fx.order.attributed",
         "fx.order.completed",
         "fx.order.refunded",
+        "fx.recruiter.recorded",
     )
     assert len(TOPIC_EVENT_TYPES[topics.QUALIFICATION]) == 6
     assert len(TOPIC_EVENT_TYPES[topics.COMMISSIONS]) == 6
