@@ -94,6 +94,7 @@ async def test_operator_and_distributor_in_the_browser(
         await withdraw_twice_with_one_key(me)
         await review_withdrawals(ops)
         await plan_race(ops)
+        await audit_trail(ops)
         await refusals(me, ops)
     finally:
         await scenario.producer.stop()
@@ -206,8 +207,6 @@ async def review_withdrawals(ops: Page) -> None:
     await row.click()
     await expect(ops.locator("h1")).to_contain_text("Commission trail")
     await shot(ops, "ops-commission-trail")
-    await ops.goto("/ops/audit")
-    await shot(ops, "ops-audit")
 
 
 async def plan_race(ops: Page) -> None:
@@ -225,6 +224,24 @@ async def plan_race(ops: Page) -> None:
     await expect(other.locator("#latest")).to_have_text("1")
     assert "tea-puer" not in await other.locator("table").first.inner_text()
     await shot(other, "ops-plan-conflict")
+
+
+async def audit_trail(ops: Page) -> None:
+    """The services' record of who did what, newest first: the plan edit, the two reviews,
+    the confirmation, the distributor's own application and requests."""
+    await ops.goto("/ops/audit")
+    rows = ops.locator("#audit tr")
+    await expect(rows.nth(1)).to_contain_text("rate plan version 1")
+    paid = ops.locator("#audit tr", has_text="withdrawal paid")
+    await expect(paid).to_contain_text("ops-1")
+    await expect(paid).to_contain_text("ALI-2026-0001")
+    rejected = ops.locator("#audit tr", has_text="withdrawal rejected")
+    await expect(rejected).to_contain_text("ops-1")
+    await expect(rejected).to_contain_text("account name does not match")
+    confirmed = ops.locator("#audit tr", has_text="confirmed the contact")
+    await expect(confirmed).to_contain_text("ops-1")
+    await expect(ops.locator("#audit tr", has_text="withdrawal requested")).to_have_count(2)
+    await shot(ops, "ops-audit")
 
 
 async def refusals(me: Page, ops: Page) -> None:

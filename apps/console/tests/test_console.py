@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fx_console.app import create_app
+from fx_console.audit import merged
 from fx_console.centre import fen_of
+from fx_console.ops import Panel
 from fx_console.settings import ConsoleSettings
 from fx_console.web import Refused
 
@@ -180,3 +182,60 @@ def test_yuan_to_fen_is_exact() -> None:
     for bad in ("", "1e3", "-5", "5.001", "5,00"):
         with pytest.raises(Refused):
             fen_of(bad)
+
+
+def audit_rows(console: TestClient) -> list[list[str]]:
+    page = console.get("/ops/audit")
+    assert page.status_code == 200
+    table = page.text.split('<table id="audit">', 1)[1].split("</table>", 1)[0]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+    ]
+
+
+def test_the_audit_page_shows_who_did_what_from_the_services(console: TestClient) -> None:
+    sign_in(console, "u-1", "distributor")
+    console.post("/me/apply", data={"csrf": csrf_of(console.get("/me").text), "wechat_id": "w1"})
+    sign_in(console, "ops-anna", "ops")
+    console.post("/ops/candidates/u-1/confirm", data={"csrf": csrf_of(console.get("/ops").text)})
+    sign_in(console, "ops-bo", "ops")
+    plan = console.get("/ops/plan").text
+    console.post("/ops/plan/override", data={"csrf": csrf_of(plan), "version": "0", "scope": "sku",
+                 "key": "tea-oolong", "rule": "rate_bps", "value": "1200"})  # fmt: skip
+
+    rows = audit_rows(console)
+    who_what = [(r[1], r[2], r[3], r[6]) for r in rows]
+    assert ("ops-bo", "rate plan version 1", "", "commission") in who_what
+    assert ("ops-anna", "confirmed the contact (assessment started)", "u-1", "qualification") in (
+        who_what
+    )
+    assert ("u-1", "applied", "u-1", "qualification") in who_what
+    assert who_what.index(("u-1", "applied", "u-1", "qualification")) > who_what.index(
+        ("ops-anna", "confirmed the contact (assessment started)", "u-1", "qualification")
+    )
+    history = console.get("/ops/distributors/u-1").text.split('<table id="history">')[1]
+    assert "ops-anna" in history.split("</table>")[0]
+    sign_in(console, "u-1", "distributor")
+    assert console.get("/ops/audit").status_code == 403
+
+
+def test_the_audit_merges_the_services_newest_first() -> None:
+    step = {"distributor_id": "d-1", "withdrawal_id": "w-1", "amount_fen": 3000, "reason": None}
+    payout = Panel({"entries": [
+        step | {"at": "2026-03-01T12:00:00Z", "actor": None, "status": "approved",
+                "transfer_ref": None},
+        step | {"at": "2026-03-02T08:00:00Z", "actor": "ops-1", "status": "paid",
+                "transfer_ref": "tr-1"}]})  # fmt: skip
+    qualification = Panel({"entries": [
+        {"at": "2026-03-01T20:00:00+00:00", "actor": "ops-2", "type": "fx.distributor.revoked",
+         "user_id": "d-2", "data": {"reason": "fraud"}}]})  # fmt: skip
+    rows = merged(payout, qualification, Panel(error="commission is unreachable"))
+    assert [(r["actor"], r["action"], r["why"]) for r in rows] == [
+        ("ops-1", "withdrawal paid", "tr-1"),
+        ("ops-2", "revoked", "fraud"),
+        (None, "withdrawal approved", None),
+    ]

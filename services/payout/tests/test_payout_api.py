@@ -80,6 +80,7 @@ class Service:
         tables: list[type[SQLModel]] = [
             store.WithdrawalRow,
             store.LedgerEntryRow,
+            store.WithdrawalStepRow,
             db.OutboxRecord,
         ]
         with Session(self.runtime.engine) as session:
@@ -192,7 +193,9 @@ def test_a_small_withdrawal_is_held_and_approved_at_once(any_store: Service) -> 
         "amount_fen": 3000,
         "fee_fen": 0,
         "method": "wechat_wallet",
+        "actor": "d-1",
     }
+    assert events[1].data.actor is None  # type: ignore[attr-defined]  # the service approved it
     assert [w.withdrawal_id for w in service.gateway.submitted] == [body["withdrawal_id"]]
 
 
@@ -731,3 +734,116 @@ def test_the_ledger_is_for_its_distributor_and_ops_only(service: Service) -> Non
     for bad in ({"limit": 0}, {"limit": 501}, {"before_id": 0}, {"before_id": "x"}):
         refused = service.client.get(url, headers=OPS, params=bad)
         assert refused.status_code == 422, bad
+
+
+# --- the audit: who did what ---------------------------------------------------------------
+
+
+def test_each_change_records_who_made_it_in_the_store_the_events_and_the_reads(
+    any_store: Service,
+) -> None:
+    service = any_store
+    service.settle("d-1", 200000, "c-1")
+    paid = withdraw(service, "k-1", 60000).json()["withdrawal_id"]
+    rejected = withdraw(service, "k-2", 60000).json()["withdrawal_id"]
+    failed = withdraw(service, "k-3", 60000).json()["withdrawal_id"]
+    reviewer, payer = auth("ops-anna", "ops"), auth("ops-bo", "ops")
+    for wid in (paid, failed):
+        assert service.client.post(f"/v1/withdrawals/{wid}/approve", headers=reviewer).is_success
+    assert service.client.post(
+        f"/v1/withdrawals/{paid}/mark-paid", json={"transfer_ref": "tr-9"}, headers=payer
+    ).is_success
+    assert service.client.post(
+        f"/v1/withdrawals/{rejected}/reject", json={"reason": "name mismatch"}, headers=reviewer
+    ).is_success
+    assert service.client.post(
+        f"/v1/withdrawals/{failed}/mark-failed", json={"reason": "card closed"}, headers=payer
+    ).is_success
+
+    actors = [(e.type.rsplit(".", 1)[1], e.data.actor) for e in service.published()]  # type: ignore[attr-defined]
+    assert actors == [
+        ("requested", "d-1"),
+        ("requested", "d-1"),
+        ("requested", "d-1"),
+        ("approved", "ops-anna"),
+        ("approved", "ops-anna"),
+        ("paid", "ops-bo"),
+        ("rejected", "ops-anna"),
+        ("failed", "ops-bo"),
+    ]
+    history = service.client.get(f"/v1/withdrawals/{paid}", headers=OPS).json()["history"]
+    own = service.client.get(f"/v1/withdrawals/{paid}", headers=auth("d-1")).json()["history"]
+    assert [(s["status"], s["actor"]) for s in own] == [  # only ops see who
+        ("requested", None),
+        ("approved", None),
+        ("paid", None),
+    ]
+    assert [(s["status"], s["actor"], s["transfer_ref"]) for s in history] == [
+        ("requested", "d-1", None),
+        ("approved", "ops-anna", None),
+        ("paid", "ops-bo", "tr-9"),
+    ]
+    assert all(s["at"] == "2026-03-01T12:00:00Z" for s in history)
+    listed = service.client.get("/v1/distributors/d-1/withdrawals", headers=OPS).json()
+    by_id = {w["withdrawal_id"]: w["history"] for w in listed["withdrawals"]}
+    assert [(s["status"], s["actor"], s["reason"]) for s in by_id[rejected]] == [
+        ("requested", "d-1", None),
+        ("rejected", "ops-anna", "name mismatch"),
+    ]
+    assert by_id[failed][-1] == {
+        "status": "failed",
+        "at": "2026-03-01T12:00:00Z",
+        "actor": "ops-bo",
+        "reason": "card closed",
+        "transfer_ref": None,
+    }
+    with Session(service.runtime.engine) as session:
+        stored = session.exec(select(store.WithdrawalStepRow.actor)).all()
+    assert sorted(a for a in stored if a is not None).count("ops-bo") == 2
+
+
+def test_the_audit_route_lists_steps_newest_first_for_ops_only(service: Service) -> None:
+    service.settle("d-1", 200000, "c-1")
+    service.settle("d-2", 200000, "c-2")
+    small = withdraw(service, "k-1", 3000).json()["withdrawal_id"]
+    big = withdraw(service, "k-2", 60000, who="d-2").json()["withdrawal_id"]
+    assert service.client.post(
+        f"/v1/withdrawals/{big}/reject", json={"reason": "fraud check"}, headers=OPS
+    ).is_success
+
+    page = service.client.get("/v1/audit", headers=OPS)
+    assert page.status_code == 200
+    entries = page.json()["entries"]
+    assert [(e["withdrawal_id"], e["status"], e["actor"]) for e in entries] == [
+        (big, "rejected", "ops-1"),
+        (big, "requested", "d-2"),
+        (small, "approved", None),  # within the auto-approve limit: the service approved it
+        (small, "requested", "d-1"),
+    ]
+    assert entries[0]["reason"] == "fraud check" and entries[0]["amount_fen"] == 60000
+    assert page.json()["next_before_id"] is None
+
+    first = service.client.get("/v1/audit", params={"limit": 1}, headers=OPS).json()
+    assert len(first["entries"]) == 1 and first["next_before_id"] == entries[0]["entry_id"]
+    rest = service.client.get(
+        "/v1/audit", params={"before_id": first["next_before_id"]}, headers=OPS
+    ).json()
+    assert rest["entries"] == entries[1:]
+    mine = service.client.get("/v1/audit", params={"distributor_id": "d-1"}, headers=OPS).json()
+    assert {e["withdrawal_id"] for e in mine["entries"]} == {small}
+
+    refused = service.client.get("/v1/audit", headers=auth("d-1"))
+    assert refused.status_code == 403
+    assert service.client.get("/v1/audit").status_code == 401
+
+
+def test_a_sub_that_is_not_an_id_is_refused_before_anything_is_written(service: Service) -> None:
+    service.settle("d-1", 200000, "c-1")
+    wid = withdraw(service, "k-1", 60000).json()["withdrawal_id"]
+    before = service.counts()
+    response = service.client.post(f"/v1/withdrawals/{wid}/approve", headers=auth("o" * 129, "ops"))
+    assert response.status_code == 422 and error_code(response) == "invalid_request"
+    assert service.counts() == before
+    assert service.client.get(f"/v1/withdrawals/{wid}", headers=OPS).json()["status"] == (
+        "requested"
+    )

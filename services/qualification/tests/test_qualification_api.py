@@ -638,3 +638,84 @@ def test_without_a_shared_secret_the_webhook_is_off(tmp_path: Path) -> None:
         assert client.get("/v1/distributors/u1", headers=OPS).json()["status"] == "applied"
     finally:
         runtime.engine.dispose()
+
+
+# --- the audit: who ran each command -------------------------------------------------------
+
+
+def command_actors(runtime: ServiceRuntime) -> list[tuple[str, str | None]]:
+    with Session(runtime.engine) as session:
+        rows = session.exec(
+            select(db.OutboxRecord).where(db.OutboxRecord.topic == QUALIFICATION_COMMANDS)
+        )
+        return [
+            (json.loads(row.value)["command"], json.loads(row.value).get("actor")) for row in rows
+        ]
+
+
+def test_confirmation_and_revocation_record_who_in_the_store_the_events_and_the_audit(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    client.post("/v1/applications", headers=auth("u2"))
+    confirmed_at = advance(runtime, timedelta(hours=1))
+    confirm = client.post("/v1/applications/u1/contact-confirmed", headers=auth("ops-anna", "ops"))
+    assert confirm.status_code == 200
+    raw, headers = signed({"user_id": "u2"}, timestamp=now_s(runtime))
+    assert client.post(WEBHOOK, content=raw, headers=headers).status_code == 200
+    qualify(runtime, "u1")
+    revoked_at = advance(runtime, timedelta(days=2))
+    revoke = client.post(
+        "/v1/distributors/u1/revoke", json={"reason": "fake orders"}, headers=auth("ops-bo", "ops")
+    )
+    assert revoke.status_code == 200
+
+    assert command_actors(runtime) == [
+        ("apply", "u1"),
+        ("apply", "u2"),
+        ("confirm_contact", "ops-anna"),
+        ("confirm_contact", "wecom-callback"),
+        ("revoke", "ops-bo"),
+    ]
+    history = client.get("/v1/distributors/u1", headers=OPS).json()["history"]
+    assert [(h["type"], h["actor"]) for h in history] == [
+        ("fx.distributor.applied", "u1"),
+        ("fx.distributor.assessment_started", "ops-anna"),
+        ("fx.distributor.revoked", "ops-bo"),
+    ]
+    own = client.get("/v1/distributors/u1", headers=auth("u1")).json()["history"]
+    assert [h["actor"] for h in own] == [None] * 3  # only ops see who
+
+    audit = client.get("/v1/audit", headers=OPS)
+    assert audit.status_code == 200, audit.text
+    z = "%Y-%m-%dT%H:%M:%SZ"
+    assert [(e["user_id"], e["type"], e["actor"], e["at"]) for e in audit.json()["entries"]] == [
+        ("u1", "fx.distributor.revoked", "ops-bo", revoked_at.strftime(z)),
+        # at the same time: by user
+        ("u1", "fx.distributor.assessment_started", "ops-anna", confirmed_at.strftime(z)),
+        ("u2", "fx.distributor.assessment_started", "wecom-callback", confirmed_at.strftime(z)),
+        ("u1", "fx.distributor.applied", "u1", START.strftime(z)),
+        ("u2", "fx.distributor.applied", "u2", START.strftime(z)),
+    ]
+    assert audit.json()["entries"][0]["data"]["reason"] == "fake orders"
+    assert audit.json()["more"] is False
+    one = client.get("/v1/audit", params={"user_id": "u2", "page_size": 1}, headers=OPS).json()
+    assert [e["type"] for e in one["entries"]] == ["fx.distributor.assessment_started"]
+    assert one["more"] is True
+
+
+def test_only_ops_read_the_audit(client: TestClient) -> None:
+    assert client.get("/v1/audit").status_code == 401
+    assert_error(client.get("/v1/audit", headers=auth("u1")), 403, "forbidden")
+    assert_error(client.get("/v1/audit", headers=auth("m", "mall")), 403, "forbidden")
+    assert_error(client.get("/v1/audit?page_size=0", headers=OPS), 422, "invalid_request")
+
+
+def test_an_operator_whose_sub_is_no_id_writes_nothing(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    client.post("/v1/applications", headers=auth("u1"))
+    before = written(runtime)
+    response = client.post("/v1/applications/u1/contact-confirmed", headers=auth("o" * 129, "ops"))
+    assert_error(response, 422, "invalid_request")
+    assert written(runtime) == before

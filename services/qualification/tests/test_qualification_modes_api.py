@@ -178,8 +178,9 @@ def test_appointed_only_ops_appoint_and_the_appointment_records_who_and_why(
     again = client.post("/v1/distributors/u1/appoint", json={"reason": "twice"}, headers=OPS)
     assert again.status_code == 200 and again.json() == view
     assert written(runtime) == (1, 1, 2)  # the appointment's command event and its one event
+    assert [h["actor"] for h in view["history"]] == ["ops-9"]
     read = client.get("/v1/distributors/u1", headers=auth("u1")).json()
-    assert read == view
+    assert read == {**view, "history": [{**h, "actor": None} for h in view["history"]]}
 
 
 @pytest.mark.parametrize("mode", ["assessment", "everyone", "everyone_with_contact"])

@@ -1,6 +1,7 @@
-"""The ops console's pages (role `ops`): the cluster, a distributor, the queues, the rate plan
-and the audit. Each page reads the services with the operator's token; a service that refuses
-or cannot be reached shows its reason in the panel it would have filled."""
+"""The ops console's pages (role `ops`): the cluster, a distributor, the queues and the rate
+plan (the audit: `fx_console.audit`). Each page reads the services with the operator's token;
+a service that refuses or cannot be reached shows its reason in the panel it would have
+filled."""
 
 from __future__ import annotations
 
@@ -170,24 +171,3 @@ async def plan(request: Request) -> Response:
         number = versions.data["in_force"]
         in_force = next(v for v in versions.data["versions"] if v["version"] == number)
     return render(request, "ops/plan.html", who, versions=versions, in_force=in_force)
-
-
-@router.get("/audit", response_class=HTMLResponse)
-async def audit(request: Request) -> Response:
-    """Who did what: plan versions with their author; reviews, revocations and
-    confirmations with their times (the services record the operator of plan edits only;
-    the console logs every action it sends with the operator's id)."""
-    who = ops(request)
-    services, token = console_of(request).services, who.token
-    versions, reviewed, revoked, confirmed = await asyncio.gather(
-        panel(services.get("commission", "/v1/plan/versions", token)),
-        panel(services.get("payout", "/v1/withdrawals", token, params={"limit": 200})),
-        panel(services.get("qualification", "/v1/candidates", token,
-                           params={"status": "revoked", "page_size": 200})),
-        panel(services.get("qualification", "/v1/candidates", token,
-                           params={"status": "assessing", "page_size": 200})),
-    )  # fmt: skip
-    return render(
-        request, "ops/audit.html", who, versions=versions, reviewed=reviewed, revoked=revoked,
-        confirmed=confirmed,
-    )  # fmt: skip

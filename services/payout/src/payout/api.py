@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,6 +16,8 @@ from payout import commands, domain, store
 from payout.api_models import (
     IDEMPOTENCY_KEY,
     WITHDRAWAL_LINKS,
+    AuditEntry,
+    AuditPage,
     BalancePublic,
     LedgerEntryPublic,
     LedgerPage,
@@ -33,6 +37,7 @@ from payout.settings import PayoutSettings
 router = APIRouter(prefix="/v1", tags=["payout"])
 
 GATEWAY_KEY = "gateway"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # --- queries -------------------------------------------------------------------------------
 
 
@@ -71,8 +76,8 @@ def get_withdrawal_page(
                 auto_approve_limit_fen=policy.auto_approve_limit_fen,
                 methods=list(domain.METHODS),
             ),
-            pending=[WithdrawalPublic.of(row) for row in pending],
-            history=[WithdrawalPublic.of(row) for row in history],
+            pending=_public(session, pending, who),
+            history=_public(session, history, who),
         )
 
 
@@ -90,7 +95,7 @@ def list_distributor_withdrawals(
         rows = store.list_withdrawals(
             session, distributor_id=distributor_id, status=status, limit=limit
         )
-        return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
+        return WithdrawalList(withdrawals=_public(session, rows, who))
 
 
 @router.get("/distributors/{distributor_id}/ledger")
@@ -121,7 +126,7 @@ def list_withdrawals(
     """Ops' review queue (e.g. `?status=requested`), newest first."""
     with Session(runtime.engine) as session:
         rows = store.list_withdrawals(session, status=status, limit=limit)
-        return WithdrawalList(withdrawals=[WithdrawalPublic.of(row) for row in rows])
+        return WithdrawalList(withdrawals=_public(session, rows, who))
 
 
 @router.get("/withdrawals/{withdrawal_id}", responses=errors(404))
@@ -131,7 +136,26 @@ def get_withdrawal(withdrawal_id: PathId, who: Auth, runtime: Runtime) -> Withdr
         if row is None:
             raise ApiError(404, "not_found", f"no withdrawal {withdrawal_id}")
         require_reader(who, row.distributor_id)
-        return WithdrawalPublic.of(row)
+        return _public(session, [row], who)[0]
+
+
+@router.get("/audit")
+def get_audit(
+    who: Ops,
+    runtime: Runtime,
+    distributor_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
+) -> AuditPage:
+    """Ops: who did what to withdrawals (requested, approved, rejected, marked paid or failed),
+    when and why, newest first, a page at a time; `distributor_id` narrows it to one."""
+    with Session(runtime.engine) as session:
+        rows = store.audit_page(
+            session, distributor_id=distributor_id, before_id=before_id, limit=limit + 1
+        )
+        entries = [AuditEntry.from_step(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return AuditPage(entries=entries, next_before_id=entries[-1].entry_id if more else None)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -164,6 +188,7 @@ def request_withdrawal(
     repeated with the same `Idempotency-Key` (the withdrawal it created is returned)."""
     key = _checked_key(request.headers.get("Idempotency-Key"))
     distributor_id = _acting_for(who, body.distributor_id)
+    actor = _actor(who)
     try:
         account = domain.normalise_account(body.method, body.account)
     except InvalidAccount as exc:
@@ -180,7 +205,7 @@ def request_withdrawal(
     try:
         outcome: commands.Outcome = runtime.command(
             f"withdrawal:{order.withdrawal_id}",
-            lambda uow: commands.request_withdrawal(uow, order, policy, now),
+            lambda uow: commands.request_withdrawal(uow, order, policy, now, actor),
         )
     except commands.IdempotencyKeyReused as exc:
         raise ApiError(422, "idempotency_key_reused", str(exc)) from exc
@@ -191,23 +216,23 @@ def request_withdrawal(
         response.status_code = 200
     elif outcome.withdrawal.status is Status.APPROVED:
         _gateway(runtime).submit(outcome.withdrawal)
-    return _read(runtime, outcome.withdrawal.withdrawal_id)
+    return _read(runtime, outcome.withdrawal.withdrawal_id, who)
 
 
 @router.post("/withdrawals/{withdrawal_id}/approve", responses=errors(404, 409))
 def approve(withdrawal_id: PathId, who: Ops, runtime: Runtime) -> WithdrawalPublic:
     """Ops: approve a requested withdrawal; the gateway is asked to transfer it."""
-    outcome = _advance(runtime, withdrawal_id, Status.APPROVED)
+    outcome = _advance(runtime, withdrawal_id, Status.APPROVED, _actor(who))
     if outcome.changed:
         _gateway(runtime).submit(outcome.withdrawal)
-    return _read(runtime, withdrawal_id)
+    return _read(runtime, withdrawal_id, who)
 
 
 @router.post("/withdrawals/{withdrawal_id}/reject", responses=errors(404, 409))
 def reject(withdrawal_id: PathId, body: Rejection, who: Ops, runtime: Runtime) -> WithdrawalPublic:
     """Refuse a requested withdrawal; the held amount returns to available."""
-    _advance(runtime, withdrawal_id, Status.REJECTED, reason=body.reason)
-    return _read(runtime, withdrawal_id)
+    _advance(runtime, withdrawal_id, Status.REJECTED, _actor(who), reason=body.reason)
+    return _read(runtime, withdrawal_id, who)
 
 
 @router.post("/withdrawals/{withdrawal_id}/mark-paid", responses=errors(404, 409))
@@ -215,8 +240,8 @@ def mark_paid(
     withdrawal_id: PathId, body: TransferDone, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal was made (manual gateway: by a person)."""
-    _advance(runtime, withdrawal_id, Status.PAID, transfer_ref=body.transfer_ref)
-    return _read(runtime, withdrawal_id)
+    _advance(runtime, withdrawal_id, Status.PAID, _actor(who), transfer_ref=body.transfer_ref)
+    return _read(runtime, withdrawal_id, who)
 
 
 @router.post("/withdrawals/{withdrawal_id}/mark-failed", responses=errors(404, 409))
@@ -224,8 +249,8 @@ def mark_failed(
     withdrawal_id: PathId, body: TransferFailure, who: Ops, runtime: Runtime
 ) -> WithdrawalPublic:
     """The transfer of an approved withdrawal failed; the held amount returns to available."""
-    _advance(runtime, withdrawal_id, Status.FAILED, reason=body.reason)
-    return _read(runtime, withdrawal_id)
+    _advance(runtime, withdrawal_id, Status.FAILED, _actor(who), reason=body.reason)
+    return _read(runtime, withdrawal_id, who)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -235,6 +260,7 @@ def _advance(
     runtime: ServiceRuntime,
     withdrawal_id: str,
     target: Status,
+    actor: str,
     *,
     reason: str | None = None,
     transfer_ref: str | None = None,
@@ -244,7 +270,13 @@ def _advance(
         outcome: commands.Outcome = runtime.command(
             f"withdrawal:{withdrawal_id}:{target.value}",
             lambda uow: commands.advance_withdrawal(
-                uow, withdrawal_id, target, now, reason=reason, transfer_ref=transfer_ref
+                uow,
+                withdrawal_id,
+                target,
+                now,
+                reason=reason,
+                transfer_ref=transfer_ref,
+                actor=actor,
             ),
         )
     except commands.WithdrawalNotFound as exc:
@@ -263,11 +295,20 @@ def _balance(session: Session, distributor_id: str) -> BalancePublic:
     )
 
 
-def _read(runtime: ServiceRuntime, withdrawal_id: str) -> WithdrawalPublic:
+def _read(runtime: ServiceRuntime, withdrawal_id: str, who: Principal) -> WithdrawalPublic:
     with Session(runtime.engine) as session:
         row = store.get_withdrawal(session, withdrawal_id)
         assert row is not None, "a withdrawal is never deleted"
-        return WithdrawalPublic.of(row)
+        return _public(session, [row], who)[0]
+
+
+def _public(
+    session: Session, rows: Sequence[store.WithdrawalRow], who: Principal
+) -> list[WithdrawalPublic]:
+    """The withdrawals with their histories; who made each change only for ops."""
+    steps = store.steps_of(session, [row.withdrawal_id for row in rows])
+    reveal = who.role == "ops"
+    return [WithdrawalPublic.of(row, steps[row.withdrawal_id], reveal) for row in rows]
 
 
 def _acting_for(who: Principal, distributor_id: str | None) -> str:
@@ -277,6 +318,16 @@ def _acting_for(who: Principal, distributor_id: str | None) -> str:
         return distributor_id
     if distributor_id not in (None, who.sub):
         raise ApiError(403, "forbidden", "a distributor may withdraw only its own balance")
+    return who.sub
+
+
+def _actor(who: Principal) -> str:
+    """The token's `sub`, recorded as who made a change: an id (1-128 characters, no control
+    characters) or the command is refused before anything is written."""
+    if len(who.sub) > 128 or _CONTROL.search(who.sub):
+        raise ApiError(
+            422, "invalid_request", "the token's sub is not an id (1-128 chars, no controls)"
+        )
     return who.sub
 
 

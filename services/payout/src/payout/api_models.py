@@ -93,6 +93,55 @@ class BalancePublic(BaseModel):
     paid_out_fen: int = Field(description="Withdrawn and paid out, all time.")
 
 
+class WithdrawalStep(BaseModel):
+    """One change of a withdrawal's state: what, when, who and why."""
+
+    status: Status = Field(description="The state the withdrawal entered.")
+    at: datetime
+    actor: str | None = Field(
+        description="Who made the change (the token `sub` of the operator, or of the user who "
+        "requested); null when the service made it (an approval within the auto-approve limit) "
+        "it predates the audit, or the reader is not ops (only ops see who)."
+    )
+    reason: str | None = Field(description="Why it was rejected or failed.")
+    transfer_ref: str | None = Field(description="The transfer reference, once paid.")
+
+    @classmethod
+    def of(cls, step: store.WithdrawalStepRow, reveal: bool = True) -> WithdrawalStep:
+        return cls(
+            status=Status(step.status),
+            at=store.utc(step.at),
+            actor=step.actor if reveal else None,
+            reason=step.reason,
+            transfer_ref=step.transfer_ref,
+        )
+
+
+class AuditEntry(WithdrawalStep):
+    """One step of the audit, with the withdrawal it belongs to."""
+
+    entry_id: int = Field(description="The step's number (pages go by `before_id`).")
+    withdrawal_id: str
+    distributor_id: str
+    amount_fen: int = Field(description="The withdrawal's amount (fen, fee included).")
+
+    @classmethod
+    def from_step(cls, step: store.WithdrawalStepRow) -> AuditEntry:
+        assert step.id is not None
+        return cls(
+            **WithdrawalStep.of(step).model_dump(),
+            entry_id=step.id,
+            withdrawal_id=step.withdrawal_id,
+            distributor_id=step.distributor_id,
+            amount_fen=step.amount_fen,
+        )
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_before_id: int | None = Field(description="Pass as `before_id` for the next page.")
+
+
 class WithdrawalPublic(BaseModel):
     withdrawal_id: str
     distributor_id: str
@@ -112,9 +161,14 @@ class WithdrawalPublic(BaseModel):
     rejected_at: datetime | None
     paid_at: datetime | None
     failed_at: datetime | None
+    history: list[WithdrawalStep] = Field(
+        description="Every state it entered, oldest first, with who made each change."
+    )
 
     @classmethod
-    def of(cls, row: store.WithdrawalRow) -> WithdrawalPublic:
+    def of(
+        cls, row: store.WithdrawalRow, steps: list[store.WithdrawalStepRow], reveal: bool
+    ) -> WithdrawalPublic:
         def at(moment: datetime | None) -> datetime | None:
             return store.utc(moment) if moment is not None else None
 
@@ -134,6 +188,7 @@ class WithdrawalPublic(BaseModel):
             rejected_at=at(row.rejected_at),
             paid_at=at(row.paid_at),
             failed_at=at(row.failed_at),
+            history=[WithdrawalStep.of(step, reveal) for step in steps],
         )
 
 

@@ -66,9 +66,14 @@ class Outcome:
 
 
 def request_withdrawal(
-    uow: UnitOfWork, order: WithdrawalOrder, policy: WithdrawalPolicy, now: datetime
+    uow: UnitOfWork,
+    order: WithdrawalOrder,
+    policy: WithdrawalPolicy,
+    now: datetime,
+    actor: str | None = None,
 ) -> Outcome:
-    """Hold the amount and record the request (approved at once when under the limit).
+    """Hold the amount and record the request by `actor` (approved at once, by the service,
+    when under the limit).
 
     A repeated key with the same request returns the withdrawal it created, unchanged.
     """
@@ -96,7 +101,7 @@ def request_withdrawal(
         session, states[0], key=order.idempotency_key, fingerprint=order.fingerprint, at=now
     )
     for state in states:
-        _record(uow, row, state, now)
+        _record(uow, row, state, now, actor if state.status is Status.REQUESTED else None)
     return Outcome(states[-1], changed=True)
 
 
@@ -108,8 +113,10 @@ def advance_withdrawal(
     *,
     reason: str | None = None,
     transfer_ref: str | None = None,
+    actor: str | None = None,
 ) -> Outcome:
-    """An ops decision or a transfer outcome; repeating one that already happened is a no-op."""
+    """An ops decision or a transfer outcome, made by `actor` (the token `sub`; None: the
+    service or a rail's callback); repeating one that already happened is a no-op."""
     session = uow.session
     row = store.get_withdrawal(session, withdrawal_id)
     if row is None:
@@ -120,12 +127,19 @@ def advance_withdrawal(
     changed = domain.advance(current, target, reason=reason, transfer_ref=transfer_ref)
     if changed is None:
         return Outcome(current, changed=False)
-    _record(uow, row, changed, now)
+    _record(uow, row, changed, now, actor)
     return Outcome(changed, changed=True)
 
 
-def _record(uow: UnitOfWork, row: store.WithdrawalRow, state: Withdrawal, now: datetime) -> None:
-    """Publish the state change and book its ledger effect, keyed by the event's id."""
+def _record(
+    uow: UnitOfWork,
+    row: store.WithdrawalRow,
+    state: Withdrawal,
+    now: datetime,
+    actor: str | None,
+) -> None:
+    """Publish the state change (with who made it), record it in the audit and book its
+    ledger effect, keyed by the event's id."""
     model = EVENTS[state.status]
     event = uow.publish(
         model(
@@ -136,11 +150,12 @@ def _record(uow: UnitOfWork, row: store.WithdrawalRow, state: Withdrawal, now: d
             method=state.method,
             reason=state.reason,
             transfer_ref=state.transfer_ref,
+            actor=actor,
         ),
         time=now,
         subject=state.withdrawal_id,
     )
-    store.record_state(uow.session, row, state, now)
+    store.record_state(uow.session, row, state, now, actor)
     entry = domain.ledger_effect(state)
     if entry is not None:
         store.append_entry(

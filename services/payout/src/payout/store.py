@@ -69,7 +69,23 @@ class WithdrawalRow(SQLModel, table=True):
     failed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
-TABLES: tuple[type[SQLModel], ...] = (Account, LedgerEntryRow, WithdrawalRow)
+class WithdrawalStepRow(SQLModel, table=True):
+    """The audit of withdrawals, append-only: each state a withdrawal entered, when, and who
+    made the change (`actor`: the token `sub`; None when the service did it itself)."""
+
+    __tablename__ = "po_withdrawal_step"
+    id: int | None = Field(default=None, primary_key=True)
+    withdrawal_id: str = Field(index=True, max_length=128)
+    distributor_id: str = Field(index=True, max_length=128)
+    status: str = Field(max_length=16)
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    actor: str | None = Field(default=None, max_length=128)
+    amount_fen: int = Field(sa_type=BigInteger)
+    reason: str | None = Field(default=None, max_length=1000)
+    transfer_ref: str | None = Field(default=None, max_length=128)
+
+
+TABLES: tuple[type[SQLModel], ...] = (Account, LedgerEntryRow, WithdrawalRow, WithdrawalStepRow)
 
 
 def utc(moment: datetime) -> datetime:
@@ -229,8 +245,25 @@ _STATE_TIME = {
 
 
 def record_state(
-    session: Session, row: WithdrawalRow, withdrawal: Withdrawal, at: datetime
+    session: Session,
+    row: WithdrawalRow,
+    withdrawal: Withdrawal,
+    at: datetime,
+    actor: str | None = None,
 ) -> None:
+    """The withdrawal's new state, and its step in the audit (who, when, why)."""
+    session.add(
+        WithdrawalStepRow(
+            withdrawal_id=withdrawal.withdrawal_id,
+            distributor_id=withdrawal.distributor_id,
+            status=withdrawal.status.value,
+            at=at,
+            actor=actor,
+            amount_fen=withdrawal.amount_fen,
+            reason=withdrawal.reason,
+            transfer_ref=withdrawal.transfer_ref,
+        )
+    )
     row.status = withdrawal.status.value
     row.reason = withdrawal.reason
     row.transfer_ref = withdrawal.transfer_ref
@@ -284,6 +317,33 @@ def list_withdrawals(
         col(WithdrawalRow.requested_at).desc(), col(WithdrawalRow.withdrawal_id)
     ).limit(limit)
     return list(session.exec(query))
+
+
+def steps_of(session: Session, withdrawal_ids: Sequence[str]) -> dict[str, list[WithdrawalStepRow]]:
+    """Each withdrawal's steps, oldest first (one query per 500 withdrawals)."""
+    found: dict[str, list[WithdrawalStepRow]] = {w: [] for w in withdrawal_ids}
+    ids = list(found)
+    for start in range(0, len(ids), 500):
+        query = (
+            select(WithdrawalStepRow)
+            .where(col(WithdrawalStepRow.withdrawal_id).in_(ids[start : start + 500]))
+            .order_by(col(WithdrawalStepRow.id))
+        )
+        for step in session.exec(query):
+            found[step.withdrawal_id].append(step)
+    return found
+
+
+def audit_page(
+    session: Session, *, distributor_id: str | None, before_id: int | None, limit: int
+) -> Sequence[WithdrawalStepRow]:
+    """The audit, newest first; `before_id` continues a page."""
+    query = select(WithdrawalStepRow)
+    if distributor_id is not None:
+        query = query.where(WithdrawalStepRow.distributor_id == distributor_id)
+    if before_id is not None:
+        query = query.where(col(WithdrawalStepRow.id) < before_id)
+    return list(session.exec(query.order_by(col(WithdrawalStepRow.id).desc()).limit(limit)))
 
 
 def ledger_page(

@@ -34,12 +34,21 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from sqlmodel import Session
 
 from fx_common.contracts.qualification import CommandAccepted
-from fx_common.http import ApiError, Auth, MallReader, Ops, Role, Runtime, errors, require_reader
+from fx_common.http import (
+    ApiError,
+    Auth,
+    MallReader,
+    Ops,
+    Role,
+    Runtime,
+    errors,
+    require_reader,
+)
 from fx_common.http_fields import ID_PATTERN, Rfc3339
 from fx_common.openapi import link_to
 from fx_common.processing import UnitOfWork
 from fx_common.runtime import ServiceRuntime
-from qualification import commands, store
+from qualification import audit, commands, store
 from qualification.api_models import (
     MAX_ID_LENGTH,
     ApplyRequest,
@@ -51,6 +60,7 @@ from qualification.api_models import (
     HistoryEntry,
     RevokeRequest,
 )
+from qualification.audit import WECOM_CALLBACK, actor_of
 from qualification.domain import Qualification, Status, TransitionRefused
 from qualification.settings import QualificationSettings
 
@@ -88,8 +98,13 @@ def _progress(q: Qualification, required: int, days_left: int | None) -> str:
 
 
 def _view(
-    session: Session, q: Qualification, settings: QualificationSettings, now: datetime
+    session: Session,
+    q: Qualification,
+    settings: QualificationSettings,
+    now: datetime,
+    reveal: bool = True,
 ) -> DistributorView:
+    """The user's view; `reveal`: with who ran each command (ops only)."""
     required = _required(q, settings)
     days_left = q.days_left(now)
     return DistributorView(
@@ -106,7 +121,9 @@ def _view(
         appointed_by=q.appointed_by,
         appoint_reason=q.appoint_reason,
         history=[
-            HistoryEntry(type=row.ce_type, at=row.at, data=row.data)
+            HistoryEntry(
+                type=row.ce_type, at=row.at, data=row.data, actor=row.actor if reveal else None
+            )
             for row in store.history(session, q.user_id)
         ],
     )
@@ -155,10 +172,11 @@ def _command(
     return result
 
 
-def _confirm(runtime: ServiceRuntime, user_id: str) -> DistributorView:
+def _confirm(runtime: ServiceRuntime, user_id: str, actor: str) -> DistributorView:
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
-    return _command(runtime, commands.accepted("confirm_contact", user_id, policy), now)
+    command = commands.accepted("confirm_contact", user_id, policy, actor=actor)
+    return _command(runtime, command, now)
 
 
 _USER = {"user_id": "$response.body#/user_id"}
@@ -197,21 +215,18 @@ def apply_for_distributor(
         raise ApiError(
             403, "forbidden", "applications are made by mall users for themselves, not by ops"
         )
-    if len(who.sub) > MAX_ID_LENGTH:
-        raise ApiError(
-            422, "invalid_request", f"the token's sub is not a user id (over {MAX_ID_LENGTH} chars)"
-        )
+    actor = actor_of(who)
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
     wechat_id = body.wechat_id if body is not None else None
-    command = commands.accepted("apply", who.sub, policy, wechat_id=wechat_id)
+    command = commands.accepted("apply", actor, policy, wechat_id=wechat_id, actor=actor)
     return _command(runtime, command, now, known_only=False)
 
 
 @router.post("/applications/{user_id}/contact-confirmed", responses=errors(404, 409))
 def confirm_contact(user_id: UserId, who: Ops, runtime: Runtime) -> DistributorView:
-    """Customer service (ops) confirmed the applicant's contact."""
-    return _confirm(runtime, user_id)
+    """Customer service (ops) confirmed the applicant's contact (the audit records who)."""
+    return _confirm(runtime, user_id, actor_of(who))
 
 
 @router.post(
@@ -257,7 +272,7 @@ async def wecom_contact_added(
             f"the callback was signed at {sent_at.isoformat()}, more than "
             f"{int(SIGNATURE_MAX_AGE.total_seconds()) // 60} minutes from now",
         )
-    confirmed = await asyncio.to_thread(_confirm, runtime, body.user_id)
+    confirmed = await asyncio.to_thread(_confirm, runtime, body.user_id, WECOM_CALLBACK)
     log.info(
         "contact confirmed by the WeCom callback",
         extra={"user_id": body.user_id, "external_contact_id": body.external_contact_id},
@@ -269,9 +284,11 @@ async def wecom_contact_added(
 def revoke_distributor(
     user_id: UserId, body: RevokeRequest, who: Ops, runtime: Runtime
 ) -> DistributorView:
-    """Ops: end a distributor's programme (its unsettled commission is voided)."""
+    """Ops: end a distributor's programme (its unsettled commission is voided); the audit
+    records who and why."""
+    actor = actor_of(who)
     policy = _settings(runtime).policy()
-    command = commands.accepted("revoke", user_id, policy, reason=body.reason)
+    command = commands.accepted("revoke", user_id, policy, reason=body.reason, actor=actor)
     return _command(runtime, command, runtime.clock.now())
 
 
@@ -282,14 +299,11 @@ def appoint_distributor(
     """Ops appoint the user a distributor (FX_QUALIFICATION_MODE=appointed; 409
     `appointments_off` in the other modes). The appointment records the operator (the token's
     `sub`) and `reason`; appointing a distributor again changes nothing."""
-    if len(who.sub) > MAX_ID_LENGTH:
-        raise ApiError(
-            422, "invalid_request", f"the token's sub is not a user id (over {MAX_ID_LENGTH} chars)"
-        )
+    actor = actor_of(who)
     now = runtime.clock.now()
     policy = _settings(runtime).policy()
     command = commands.accepted(
-        "appoint", user_id, policy, reason=body.reason, appointed_by=who.sub
+        "appoint", user_id, policy, reason=body.reason, appointed_by=actor, actor=actor
     )
     return _command(runtime, command, now, known_only=False)
 
@@ -302,7 +316,9 @@ def get_distributor(user_id: UserId, who: MallReader, runtime: Runtime) -> Distr
         qualification = store.load(session, user_id, for_update=False)
         if qualification is None:
             raise _unknown(user_id)
-        return _view(session, qualification, _settings(runtime), runtime.clock.now())
+        now = runtime.clock.now()
+        reveal = who.role is Role.OPS
+        return _view(session, qualification, _settings(runtime), now, reveal)
 
 
 @router.get("/candidates")
@@ -345,3 +361,6 @@ def list_candidates(
             )
         )
     return CandidatePage(items=items, page=page, page_size=page_size, total=total)
+
+
+router.include_router(audit.router)

@@ -48,6 +48,25 @@ class HistoryEntry(BaseModel):
     type: str
     at: datetime
     data: dict[str, Any]
+    actor: str | None = Field(
+        default=None,
+        description="Who ran the command that caused it (the token `sub`, or `wecom-callback`); "
+        "null when the service did (an order, the clock), before it was recorded, and in a "
+        "distributor's own view (only ops see who).",
+    )
+
+
+class AuditEntry(HistoryEntry):
+    """One event a command caused, with the user it concerns."""
+
+    user_id: str
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    page: int
+    page_size: int
+    more: bool = Field(description="Whether another page follows.")
 
 
 STATUS_TEXT = (

@@ -35,14 +35,16 @@ def accepted(
     wechat_id: str | None = None,
     reason: str | None = None,
     appointed_by: str | None = None,
+    actor: str | None = None,
 ) -> CommandAccepted:
-    """The command's event: its arguments and the terms in force."""
+    """The command's event: its arguments, who ran it and the terms in force."""
     return CommandAccepted(
         command=kind,
         user_id=user_id,
         wechat_id=wechat_id,
         reason=reason,
         appointed_by=appointed_by,
+        actor=actor,
         mode=policy.mode.value,
         contact_step=policy.contact_step,
         required_orders=policy.required_orders,
@@ -99,7 +101,7 @@ def record_accepted(
         },
     )
     uow.caused_by(event.id, None)
-    record(uow, q, events)
+    record(uow, q, events, command.actor)
 
 
 def command_keys(event: Event, data: CommandAccepted) -> Mapping[str, Iterable[str]]:
@@ -115,7 +117,7 @@ def on_command_accepted(uow: Uow, event: Event, data: CommandAccepted) -> None:
     except TransitionRefused as refused:
         raise Rejected(f"command_{refused.code}", refused.message) from refused
     if events:
-        record(uow, q, events)
+        record(uow, q, events, data.actor)
 
 
 HANDLER = On((CommandAccepted,), on_command_accepted, keys=command_keys)

@@ -72,9 +72,12 @@ def to_contract(event: DomainEvent) -> tuple[str, ContractModel]:
 Uow = UnitOfWork[store.Qualifications]
 
 
-def record(uow: Uow, qualification: Qualification, events: list[DomainEvent]) -> None:
-    """Keep the aggregate for the write, add its new events to the history and stage them for
-    publishing."""
+def record(
+    uow: Uow, qualification: Qualification, events: list[DomainEvent], actor: str | None = None
+) -> None:
+    """Keep the aggregate for the write, add its new events to the history (with `actor`, who
+    ran the command that caused them; None when the service did: orders, the clock) and stage
+    them for publishing."""
     qualifications = uow.repo
     qualifications.save(qualification)
     for event in events:
@@ -84,6 +87,7 @@ def record(uow: Uow, qualification: Qualification, events: list[DomainEvent]) ->
             ce_type,
             event.at,
             data.model_dump(mode="json", exclude_none=True),
+            actor,
         )
         uow.publish(data, time=event.at, subject=qualification.user_id)
 

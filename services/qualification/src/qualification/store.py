@@ -81,6 +81,7 @@ class HistoryRow(SQLModel, table=True):
     ce_type: str = Field(max_length=128)
     at: datetime = Field(sa_type=UtcDateTime)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    actor: str | None = Field(default=None, max_length=128)  # who ran the causing command
 
 
 TABLES: tuple[type[SQLModel], ...] = (QualificationRow, QualifyingOrderRow, RefundRow, HistoryRow)
@@ -213,10 +214,11 @@ class Qualifications:
         self.found[qualification.user_id] = self.changed[qualification.user_id] = qualification
 
     def append_history(
-        self, user_id: str, ce_type: str, at: datetime, data: dict[str, Any]
+        self, user_id: str, ce_type: str, at: datetime, data: dict[str, Any], actor: str | None
     ) -> None:
         """An event for the user's history, numbered after the stored ones when `write` runs."""
-        self.history.append({"user_id": user_id, "ce_type": ce_type, "at": at, "data": data})
+        row = {"user_id": user_id, "ce_type": ce_type, "at": at, "data": data, "actor": actor}
+        self.history.append(row)
 
     def write(self) -> None:
         connection = self.session.connection()

@@ -46,6 +46,13 @@ class WithdrawalEvent(ContractModel):
     transfer_ref: StrictId | None = Field(
         default=None, description="External transfer reference, once paid."
     )
+    actor: StrictId | None = Field(
+        default=None,
+        description="Who made this change: the token `sub` of the operator who approved, "
+        "rejected, marked paid or marked failed, or of the user who requested; absent when the "
+        "service made it itself (an approval within the auto-approve limit) and in events "
+        "published before it was recorded.",
+    )
 
     @model_validator(mode="after")
     def _fee_within_amount(self) -> "WithdrawalEvent":

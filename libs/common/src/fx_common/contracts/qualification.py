@@ -112,6 +112,12 @@ class CommandAccepted(ContractModel):
     appointed_by: StrictId | None = Field(
         default=None, description="`appoint`: the operator (token `sub`)."
     )
+    actor: StrictId | None = Field(
+        default=None,
+        description="Who ran the command: the token `sub` (the applicant for `apply`, the "
+        "operator for the others), or `wecom-callback` when the customer-service system's "
+        "signed callback confirmed the contact; absent in commands recorded before it was.",
+    )
     mode: Literal["assessment", "everyone", "appointed"]
     contact_step: bool
     required_orders: Count
