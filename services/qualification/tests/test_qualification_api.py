@@ -648,9 +648,8 @@ def command_actors(runtime: ServiceRuntime) -> list[tuple[str, str | None]]:
         rows = session.exec(
             select(db.OutboxRecord).where(db.OutboxRecord.topic == QUALIFICATION_COMMANDS)
         )
-        return [
-            (json.loads(row.value)["command"], json.loads(row.value).get("actor")) for row in rows
-        ]
+        bodies = [json.loads(row.value or b"{}") for row in rows]
+        return [(body["command"], body.get("actor")) for body in bodies]
 
 
 def test_confirmation_and_revocation_record_who_in_the_store_the_events_and_the_audit(
