@@ -14,10 +14,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from commission import domain, store
+from commission import board, domain, store
 from commission.plan_api import PlanOut, plan_out, plan_router, settings_of
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.http_fields import PathId
+from fx_common.leaderboard_http import router_for
 
 router = APIRouter(prefix="/v1", tags=["commission"])
 
@@ -296,3 +297,4 @@ def commission_audit(
 
 
 router.include_router(plan_router)
+router.include_router(router_for(board.BOARD))

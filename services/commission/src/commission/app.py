@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from commission import store
+from commission import board, store
 from commission.api import router
 from commission.handlers import make_handlers, on_tick
 from commission.settings import CommissionSettings
 from fx_common.cli import main as run
 from fx_common.composition import build_app, lazy_spec
 from fx_common.contracts.topics import ATTRIBUTIONS, COMMISSIONS, QUALIFICATION
+from fx_common.leaderboard_service import feeding, watching
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 
@@ -21,7 +22,10 @@ HISTORY = History.of(NAME, __file__, store.TABLES)
 
 
 def spec_for(configured: CommissionSettings) -> ServiceSpec:
-    """The service's parts, its handlers under the configured terms."""
+    """The service's parts, its handlers under the configured terms; the `earned`
+    leaderboard fed after each commit (`commission.board`)."""
+    earned = board.wiring(configured)
+    prepare, tick = feeding(earned, None, on_tick)
     return ServiceSpec(
         name=NAME,
         topics=(ATTRIBUTIONS, QUALIFICATION),
@@ -32,9 +36,12 @@ def spec_for(configured: CommissionSettings) -> ServiceSpec:
         migrations=HISTORY,
         outputs=(COMMISSIONS,),
         router=router,
-        on_tick=on_tick,
+        on_tick=tick,
+        prepare=prepare,
         settings_cls=CommissionSettings,
         replay_seed=store.copy_plan_versions,  # plan versions come over HTTP
+        extra={"leaderboard": earned},
+        tasks=[watching(earned)],
     )
 
 

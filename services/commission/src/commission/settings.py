@@ -7,6 +7,8 @@ Defaults, as docs/domain.md §3 states them:
   duration: `P7D`, `PT12H`);
 - `FX_BUSINESS_UTC_OFFSET` = 8 hours: where the merchant's day starts for the summary's
   "today" and "this month" (China Standard Time has no daylight saving);
+- `FX_LEADERBOARD_CHECK_S` = 300: how often the `earned` leaderboard is checked against
+  the store, and rebuilt when empty or wrong (`commission.board`);
 - HTTP port 8103 (`FX_HTTP_PORT`).
 
 Kept apart from `app.py` so that `api.py` can read it without importing the wiring.
@@ -30,6 +32,9 @@ class CommissionSettings(ServiceSettings):
     business_utc_offset: timedelta = Field(
         timedelta(hours=8), ge=timedelta(hours=-12), le=timedelta(hours=14)
     )
+    # How often the `earned` leaderboard is checked against the store (rebuilt when empty
+    # or wrong): `FX_LEADERBOARD_CHECK_S`.
+    leaderboard_check_s: float = Field(300.0, gt=0)
 
     def terms(self) -> Terms:
         return Terms(default_rate_bps=self.default_rate_bps, settlement_hold=self.settlement_hold)

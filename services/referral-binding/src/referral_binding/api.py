@@ -16,8 +16,10 @@ from sqlmodel import Session
 
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.http_fields import PathId, Rfc3339
+from fx_common.leaderboard_http import router_for
 from fx_common.runtime import ServiceRuntime
 from referral_binding import domain, store
+from referral_binding.board import BOARD
 from referral_binding.cache import Answer, BindingCache
 
 router = APIRouter(prefix="/v1", tags=["referral-binding"])
@@ -165,3 +167,6 @@ def distributor_stats(distributor_id: PathId, runtime: Runtime, who: Auth) -> Di
         bound_customers=bound,
         contested_visits=contested,
     )
+
+
+router.include_router(router_for(BOARD))

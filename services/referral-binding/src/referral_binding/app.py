@@ -17,10 +17,11 @@ from fx_common.contracts.topics import (
     MALL_SHARES,
     QUALIFICATION,
 )
+from fx_common.leaderboard_service import feeding, watching
 from fx_common.migrations import History
 from fx_common.runtime import ServiceSpec
 from fx_common.settings import MAX_PERIOD, SERVICE_PORTS, ServiceSettings
-from referral_binding import domain, handlers, store
+from referral_binding import board, domain, handlers, store
 from referral_binding.api import router
 from referral_binding.binding_modes import BindingMode
 from referral_binding.cache import BindingCache
@@ -54,6 +55,13 @@ class ReferralBindingSettings(ServiceSettings):
     late_visit_horizon: timedelta = Field(
         DEFAULT_LATE_VISIT_HORIZON, ge=timedelta(0), le=MAX_PERIOD
     )
+    # The mall's time zone for the `customers` leaderboard's days, weeks and months (the
+    # variable commission and the console read too), and how often that board is checked
+    # against the store (`FX_LEADERBOARD_CHECK_S`; rebuilt when empty or wrong).
+    business_utc_offset: timedelta = Field(
+        timedelta(hours=8), ge=timedelta(hours=-12), le=timedelta(hours=14)
+    )
+    leaderboard_check_s: float = Field(300.0, gt=0)
 
     def rules(self) -> domain.Rules:
         return domain.Rules(
@@ -77,7 +85,9 @@ class ReferralBindingSettings(ServiceSettings):
 def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
     """The service, with the handlers configured by `settings` (tests pass their own)."""
     cache = BindingCache(settings.redis_url, settings.topic_namespace, settings.binding_cache_ttl_s)
-    prepare, on_tick = handlers.invalidating(cache)
+    invalidate, sweep = handlers.invalidating(cache)
+    customers = board.wiring(settings)
+    prepare, on_tick = feeding(customers, invalidate, sweep)
     return ServiceSpec(
         name=NAME,
         topics=(MALL_SHARES, MALL_ORDERS, QUALIFICATION),
@@ -93,7 +103,8 @@ def spec_for(settings: ReferralBindingSettings) -> ServiceSpec:
         on_tick=on_tick,
         prepare=prepare,
         settings_cls=ReferralBindingSettings,
-        extra={"binding_cache": cache},
+        extra={"binding_cache": cache, "leaderboard": customers},
+        tasks=[watching(customers)],
     )
 
 

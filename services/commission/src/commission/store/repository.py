@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from commission import domain
+from commission import board, domain
 from commission.store.plans import Plans, plans_at
 from commission.store.tables import (
     AuditRecord,
@@ -20,6 +20,7 @@ from commission.store.tables import (
     RefundLineRecord,
     StatusChangeRecord,
 )
+from fx_common.leaderboard import Item
 from fx_common.processing import Keys, UnitOfWork
 from fx_common.repository import ChangedRows, rows_in, table_of
 
@@ -51,6 +52,8 @@ class Repository:
         self._of_order: dict[str, list[domain.Commission]] = {}
         self._of_distributor: dict[str, list[domain.Commission]] = {}
         self._changed = ChangedRows(CommissionRecord)
+        self.board_items: list[Item] = []
+        """What this unit of work adds to the `earned` leaderboard (`commission.board`)."""
         uow.before_flush(self.write)
 
     def load(self, keys: Keys) -> None:
@@ -228,6 +231,8 @@ class Repository:
             reason=change.reason,
             refund_id=change.refund_id,
         )
+        if event_id is not None and (item := board.item_for(commission, change, event_id)):
+            self.board_items.append(item)
 
     def write(self) -> None:
         """Write the commissions created or changed since the last write."""

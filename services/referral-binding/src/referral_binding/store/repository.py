@@ -9,8 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import func
 
+from fx_common.leaderboard import Item
 from fx_common.processing import Keys, UnitOfWork
 from fx_common.repository import ChangedRows, rows_in, table_of
+from referral_binding import board
 from referral_binding.domain import (
     REOPENABLE,
     Basis,
@@ -73,6 +75,8 @@ class Repository:
         """Of the `recruits` loaded, those whose recruiter is recorded."""
         self.changed_customers: set[str] = set()
         """Customers whose bindings this unit of work changed (their cached answers go)."""
+        self.board_items: dict[str, Item] = {}
+        """Bindings created, for the `customers` leaderboard (`referral_binding.board`)."""
         uow.before_flush(self.write)
 
     def load(self, keys: Keys) -> None:
@@ -220,6 +224,8 @@ class Repository:
     def save_binding(self, binding: Binding, *, created: bool) -> None:
         self._remember(binding)
         self.changed_customers.add(binding.customer_id)
+        if created:
+            self.board_items[binding.binding_id] = board.item_for(binding)
         self._changed_bindings.put(binding.binding_id, _binding_row(binding), created=created)
 
     def add_extension(

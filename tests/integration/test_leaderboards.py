@@ -1,0 +1,216 @@
+"""Leaderboards on the real Redis: fed by the services' batches after commit, counted once
+under redelivery, rebuilt from the stores when flushed; then through the real broker.
+
+The first tests drive each service's batch processor (its real spec: handlers, store, the
+feed) on SQLite and Postgres against the shared Redis, each in a namespace of its own; the
+last one runs commission as a process on the broker with the simulated clock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord
+
+from commission.app import CommissionSettings
+from commission.app import spec_for as commission_spec
+from fx_common import db, migrations
+from fx_common.contracts.samples import SAMPLES
+from fx_common.leaderboard import Item, Period
+from fx_common.leaderboard_redis import Leaderboard, snapshot
+from fx_common.leaderboard_service import BoardWiring, check_once
+from fx_common.runtime import ServiceSpec, processor_for
+from fx_common.testing import record
+from referral_binding.app import ReferralBindingSettings
+from referral_binding.app import spec_for as referral_spec
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday, 18:00 in Shanghai
+DAY = timedelta(days=1)
+HOLD = timedelta(days=7)
+LINES = SAMPLES["fx.order.attributed"]["lines"]  # l-1: 2580 fen of commission, l-2: 390
+
+
+def flush(namespace: str) -> int:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{namespace}lb:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+class Service:
+    """A service's batch processor on a store, its board live on the shared Redis."""
+
+    def __init__(self, spec: ServiceSpec, store_url: str) -> None:
+        self.engine = db.make_engine(store_url)
+        assert spec.migrations is not None
+        migrations.upgrade(self.engine, spec.migrations)
+        self.processor = processor_for(spec, self.engine)
+        self.wiring: BoardWiring = spec.extra["leaderboard"]
+        self.board: Leaderboard = self.wiring.board
+        self.board.live = True
+        # What the running service's watch does first: the board was never built.
+        assert check_once(self.wiring, self.engine, lambda: T0) == "empty"
+
+    def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Any:
+        return self.processor.process(list(records))
+
+    def boards(self, now: datetime) -> dict[Period, list[tuple[str, int]]]:
+        return {p: self.board.read(p, now, 100).top for p in Period}
+
+
+@pytest.fixture
+def namespace(unique: str) -> Iterator[str]:
+    name = f"lb-{unique}."
+    yield name
+    flush(name)
+
+
+def event(ce_type: str, at: datetime, event_id: str | None = None, **data: Any) -> Any:
+    return record(ce_type, {**SAMPLES[ce_type], **data}, time=at, event_id=event_id)
+
+
+def settles(distributor: str, order: str, paid_at: datetime) -> list[Any]:
+    """Attributed, qualified, completed a day later: settles a hold after that."""
+    return [
+        event("fx.distributor.qualified", paid_at - DAY, user_id=distributor),
+        event(
+            "fx.order.attributed", paid_at, order_id=order, distributor_id=distributor,
+            paid_at=paid_at.isoformat(), lines=LINES,
+        ),
+        event("fx.order.completed", paid_at + DAY, order_id=order, distributor_id=distributor),
+    ]  # fmt: skip
+
+
+def clock(now: datetime) -> Any:
+    return record("fx.clock.set", {"now": now.isoformat()}, time=now, event_id=f"clock:{now}")
+
+
+def test_earned_board_counts_each_settlement_once_and_a_flush_is_rebuilt_the_same(
+    store_url: str, namespace: str
+) -> None:
+    settings = CommissionSettings(
+        database_url=store_url, redis_url=REDIS_URL, topic_namespace=namespace
+    )
+    service = Service(commission_spec(settings), store_url)
+    batch = [
+        *settles("d-a", "o-1", T0),
+        *settles("d-b", "o-2", T0 + timedelta(hours=6)),  # paid at midnight in Shanghai
+        *settles("d-c", "o-3", T0 - 20 * DAY),  # settled last month
+    ]
+    service.process(batch)
+    # d-a settles on Tuesday 10 March at 18:00 in Shanghai, d-b at midnight after it.
+    settle_day = T0 + DAY + HOLD + timedelta(hours=6, minutes=30)
+    service.process([clock(settle_day)])
+    boards = service.boards(settle_day)
+    assert boards[Period.ALL] == [("d-a", 2970), ("d-b", 2970), ("d-c", 2970)]
+    assert boards[Period.DAY] == [("d-b", 2970)]
+    assert boards[Period.WEEK] == boards[Period.MONTH] == [("d-a", 2970), ("d-b", 2970)]
+    next_monday = service.boards(T0 + 14 * DAY)
+    assert next_monday[Period.WEEK] == [] and len(next_monday[Period.MONTH]) == 2
+    later = settle_day + DAY
+
+    # Redelivered, the batch is skipped by the inbox; a retried push is counted once.
+    outcome = service.process([*batch, clock(settle_day)])
+    assert outcome.applied == 0 and outcome.duplicates == len(batch) + 1
+    with snapshot(service.engine) as connection:
+        count = service.wiring.source.items(connection)
+    assert count == 6 and service.board.board_items() == 6
+    again = [Item(f"x-{n}", "d-a", settle_day, 2970) for n in range(2)]
+    assert service.board.push(again) == 2 and service.board.push(again) == 0
+    assert service.board.status(service.engine, service.wiring.source).state == "ahead"
+    assert check_once(service.wiring, service.engine, lambda: later) == "ahead"
+
+    # A clawback after settlement lowers the period the commission settled in.
+    refund = event(
+        "fx.order.refunded", later, order_id="o-2", distributor_id="d-b",
+        lines=[{"line_id": "l-1", "refund_amount_fen": 12900}],
+    )  # fmt: skip
+    service.process([refund])
+    expected = service.boards(later)
+    assert expected[Period.ALL] == [("d-a", 2970), ("d-c", 2970), ("d-b", 1680)]
+    assert expected[Period.WEEK] == [("d-a", 2970), ("d-b", 1680)]
+    assert expected[Period.DAY] == []
+    assert service.board.status(service.engine, service.wiring.source).state == "ok"
+
+    assert flush(namespace) > 0
+    assert service.boards(later)[Period.ALL] == []
+    assert check_once(service.wiring, service.engine, lambda: later) == "empty"
+    assert service.boards(later) == expected
+    assert service.board.status(service.engine, service.wiring.source).state == "ok"
+    reading = service.board.read(Period.ALL, later, 2, "d-b")
+    assert (reading.my_rank, reading.my_score, reading.members) == (3, 1680, 3)
+
+
+def test_customers_board_counts_bindings_created_once(store_url: str, namespace: str) -> None:
+    settings = ReferralBindingSettings(
+        database_url=store_url, redis_url="", topic_namespace=namespace
+    )
+    settings = settings.model_copy(update={"redis_url": REDIS_URL, "binding_cache_ttl_s": 0})
+    service = Service(referral_spec(settings), store_url)
+    sharers = {"s-a": "d-a", "s-b": "d-b"}
+    batch = [
+        event("fx.distributor.qualified", T0 - DAY, user_id=sharer) for sharer in sharers.values()
+    ]
+    for n, (share, sharer) in enumerate([("s-a", "d-a")] * 3 + [("s-b", "d-b")] * 2):
+        batch.append(
+            event(
+                "mall.share.visited", T0 + timedelta(minutes=n), share_id=share,
+                sharer_id=sharer, visitor_id=f"buyer-{n}",
+            )
+        )  # fmt: skip
+    service.process(batch)
+    expected = {p: [("d-a", 3), ("d-b", 2)] for p in Period}
+    assert service.boards(T0) == expected
+    assert service.board.read(Period.DAY, T0 + DAY, 10).top == []  # a new day
+    assert service.process(batch).applied == 0
+    assert service.boards(T0) == expected
+    flush(namespace)
+    assert check_once(service.wiring, service.engine, lambda: T0) == "empty"
+    assert service.boards(T0) == expected
+
+
+class Concurrent:
+    """A source whose store read lets two pushes in while the rebuild runs: one of a change
+    the read holds (counted by the rebuild), one of a change committed after it."""
+
+    def __init__(self, board: Leaderboard, rows: Mapping[str, int]) -> None:
+        self.board, self.rows = board, rows
+
+    def recent(self, connection: sa.Connection, since: datetime) -> list[tuple[str, datetime, int]]:
+        self.board.push([Item("in-store", "d-a", T0, 100), Item("after", "d-b", T0, 40)])
+        return [("d-a", T0, 100)]
+
+    def totals(self, connection: sa.Connection) -> Mapping[str, int]:
+        return {"d-a": 100}
+
+    def items(self, connection: sa.Connection) -> int:
+        return 1
+
+    def present(self, connection: sa.Connection, ids: Sequence[str]) -> set[str]:
+        return {i for i in ids if i == "in-store"}
+
+
+def test_a_rebuild_counts_once_the_changes_pushed_while_it_runs(
+    namespace: str, tmp_path: Any
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    board = Leaderboard(REDIS_URL, namespace, "earned", timedelta(hours=8))
+    board.push([Item("stale", "d-z", T0, 999)])
+    done = board.rebuild(engine, Concurrent(board, {}), T0)
+    assert (done.items, done.total, done.pending_applied) == (1, 100, 1)
+    assert board.read(Period.ALL, T0, 10).top == [("d-a", 100), ("d-b", 40)]
+    assert board.read(Period.DAY, T0, 10).top == [("d-a", 100), ("d-b", 40)]
+    assert board.board_items() == 2
+    # The stale member is gone; the pushed ids stay counted.
+    assert board.push([Item("after", "d-b", T0, 40)]) == 0
+    engine.dispose()
