@@ -8,27 +8,39 @@ last one runs commission as a process on the broker with the simulated clock.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
+from typer.testing import CliRunner
 
 from commission.app import CommissionSettings
 from commission.app import spec_for as commission_spec
+from demo.cluster import Cluster
 from fx_common import db, migrations
 from fx_common.contracts.samples import SAMPLES
+from fx_common.contracts.topics import ATTRIBUTIONS, CLOCK, MALL_SHARES, QUALIFICATION
+from fx_common.envelope import Event, make_event
+from fx_common.http import issue_token
 from fx_common.leaderboard import Item, Period
 from fx_common.leaderboard_redis import Leaderboard, snapshot
 from fx_common.leaderboard_service import BoardWiring, check_once
 from fx_common.runtime import ServiceSpec, processor_for
 from fx_common.testing import record
+from fxctl.cli import app as fxctl
 from referral_binding.app import ReferralBindingSettings
 from referral_binding.app import spec_for as referral_spec
+from tests.kafka_helpers import publish
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +226,164 @@ def test_a_rebuild_counts_once_the_changes_pushed_while_it_runs(
     # The stale member is gone; the pushed ids stay counted.
     assert board.push([Item("after", "d-b", T0, 40)]) == 0
     engine.dispose()
+
+
+# ---------------------------------------------------------------- through the broker
+
+SECRET = "leaderboard-test-secret-of-32-bytes!"
+
+
+def bearer(sub: str, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(SECRET, sub, role)}"}
+
+
+def envelope(ce_type: str, at: datetime, **data: Any) -> Event:
+    source = "/fx/qualification" if ce_type.startswith("fx.distributor") else "/fx/referral-binding"
+    if ce_type.startswith("mall."):
+        source = "/mall"
+    return make_event(ce_type, {**SAMPLES[ce_type], **data}, time=at, source=source)
+
+
+async def board_of(url: str, path: str, who: dict[str, str]) -> Any:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(url + path, headers=who)
+
+
+async def until(url: str, path: str, who: dict[str, str], expected: Any, what: str) -> Any:
+    deadline = time.monotonic() + 60
+    while True:
+        answer = await board_of(url, path, who)
+        found = answer.json() if answer.status_code == 200 else answer.text
+        if answer.status_code == 200 and expected(found):
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {found}"
+        await asyncio.sleep(0.3)
+
+
+def entries(board: Any) -> list[tuple[int, str, int]]:
+    return [(e["rank"], e["distributor_id"], e["score"]) for e in board["entries"]]
+
+
+async def test_both_boards_through_the_broker_redelivered_flushed_and_rebuilt_by_fxctl(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    namespace = f"lbk-{unique}."
+    settle = T0 + DAY + HOLD
+    cluster = Cluster(
+        bootstrap, tmp_path, namespace=namespace, jwt_secret=SECRET,
+        extra_env={
+            "FX_CLOCK": "simulated", "FX_CLOCK_START": T0.isoformat(), "REDIS_URL": REDIS_URL,
+            "FX_LEADERBOARD_CHECK_S": "1", "FX_BINDING_CACHE_TTL_S": "0",
+        },
+    )  # fmt: skip
+    urls = {s: f"http://127.0.0.1:{cluster.ports[s]}" for s in ("commission", "referral-binding")}
+    ops = bearer("ops-1", "ops")
+    try:
+        for service in urls:
+            cluster.start(service)
+        for service in urls:
+            cluster.wait_ready(service)
+        qualified = [
+            envelope("fx.distributor.qualified", T0 - DAY, user_id=d) for d in ("d-a", "d-b")
+        ]
+        attributed = [
+            envelope(
+                "fx.order.attributed", T0, order_id=f"o-{d}", distributor_id=d,
+                paid_at=T0.isoformat(), lines=LINES if d == "d-a" else LINES[:1],
+            )
+            for d in ("d-a", "d-b")
+        ] + [
+            envelope("fx.order.completed", T0 + DAY, order_id=f"o-{d}", distributor_id=d)
+            for d in ("d-a", "d-b")
+        ]  # fmt: skip
+        visits = [
+            envelope(
+                "mall.share.visited", T0 + timedelta(minutes=n), share_id=f"s-{d}",
+                sharer_id=d, visitor_id=f"buyer-{n}",
+            )
+            for n, d in enumerate(["d-b", "d-b", "d-a"])
+        ]  # fmt: skip
+        await publish(bootstrap, namespace + QUALIFICATION, qualified)
+        await publish(bootstrap, namespace + ATTRIBUTIONS, attributed)
+        await publish(bootstrap, namespace + MALL_SHARES, visits)
+        tick = make_event("fx.clock.set", {"now": settle.isoformat()}, time=settle, source="/fxctl")
+        await publish(bootstrap, namespace + CLOCK, [tick])
+
+        earned_path = "/v1/leaderboards/earned?period=all"
+        customers_path = "/v1/leaderboards/customers?period=month"
+        earned = await until(
+            urls["commission"], earned_path, ops, lambda b: b["members"] == 2, "settlements"
+        )
+        assert entries(earned) == [(1, "d-a", 2970), (2, "d-b", 2580)]
+        assert earned["unit"] == "fen" and earned["period_id"] == "all"
+        customers = await until(
+            urls["referral-binding"], customers_path, ops, lambda b: b["members"] == 2, "bindings"
+        )
+        assert entries(customers) == [(1, "d-b", 2), (2, "d-a", 1)]
+        assert customers["period_id"] == "2026-03"  # the clock's now: 10 March
+
+        # The same records again (same ids), then one new visit: only the visit counts.
+        marker = envelope(
+            "mall.share.visited", T0 + DAY, share_id="s-d-a", sharer_id="d-a", visitor_id="buyer-9"
+        )
+        await publish(bootstrap, namespace + QUALIFICATION, qualified)
+        await publish(bootstrap, namespace + ATTRIBUTIONS, attributed)
+        await publish(bootstrap, namespace + MALL_SHARES, [*visits, marker])
+        await publish(bootstrap, namespace + CLOCK, [tick])
+        customers = await until(
+            urls["referral-binding"], customers_path, ops,
+            lambda b: entries(b) == [(1, "d-a", 2), (1, "d-b", 2)], "the marker visit",
+        )  # fmt: skip
+        await asyncio.sleep(1.0)
+        assert entries((await board_of(urls["commission"], earned_path, ops)).json()) == [
+            (1, "d-a", 2970), (2, "d-b", 2580),
+        ]  # fmt: skip
+
+        # A distributor: its own rank, the others masked; nobody else's; bad input is a 422.
+        mine = (
+            await board_of(
+                urls["commission"], "/v1/distributors/d-b/leaderboards/earned?period=all",
+                bearer("d-b", "distributor"),
+            )
+        ).json()  # fmt: skip
+        assert (mine["rank"], mine["score"]) == (2, 2580)
+        assert [(e["distributor"], e["me"]) for e in mine["top"]] == [
+            ("d***a", False),
+            ("d***b", True),
+        ]
+        other = await board_of(
+            urls["commission"],
+            "/v1/distributors/d-a/leaderboards/earned",
+            bearer("d-b", "distributor"),
+        )
+        assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden"
+        bad = await board_of(urls["commission"], "/v1/leaderboards/earned?period=year", ops)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+        refused = await board_of(urls["commission"], earned_path, bearer("d-a", "distributor"))
+        assert refused.status_code == 403
+
+        # Flushed: each service's watch finds its board empty and rebuilds it the same.
+        assert flush(namespace) > 0
+        rebuilt = await until(
+            urls["commission"], earned_path, ops, lambda b: b["members"] == 2, "the rebuild"
+        )
+        assert entries(rebuilt) == entries(earned)
+        assert rebuilt["built_at"] is not None
+        again = await until(
+            urls["referral-binding"], customers_path, ops, lambda b: b["members"] == 2, "rebuild"
+        )
+        assert entries(again) == entries(customers)
+
+        where = [f"--service={s}={u}" for s, u in urls.items()]
+        result = CliRunner().invoke(
+            fxctl, ["ops", "--secret", SECRET, *where, "leaderboard-rebuild", "--as-json"]
+        )
+        assert result.exit_code == 0, result.output
+        done = {answer["board"]: answer for answer in json.loads(result.output)}
+        assert (done["earned"]["items"], done["earned"]["total"]) == (3, 5550)
+        assert (done["customers"]["items"], done["customers"]["total"]) == (4, 4)
+        status = (await board_of(urls["commission"], "/v1/leaderboards/earned/status", ops)).json()
+        assert (status["state"], status["board_items"], status["store_items"]) == ("ok", 3, 3)
+    finally:
+        codes = cluster.stop_all()
+    assert set(codes.values()) == {0}, codes

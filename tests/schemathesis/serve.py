@@ -6,6 +6,7 @@ import importlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +36,17 @@ def running(
     **settings: Any,
 ) -> Iterator[str]:
     """The service's HTTP API on 127.0.0.1 (its base URL), its store migrated and `seed`ed."""
-    spec = importlib.import_module(f"{service.replace('-', '_')}.app").SPEC
-    values = {"database_url": store_url, "jwt_secret": SECRET, "clock": "simulated", **settings}
-    runtime = ServiceRuntime(spec, spec.settings_cls(**values))
+    module = importlib.import_module(f"{service.replace('-', '_')}.app")
+    # A namespace of its own: what the run writes to Redis (the leaderboards it rebuilds)
+    # never touches a cluster's keys on the same Redis.
+    namespace = f"schemathesis-{uuid.uuid4().hex[:8]}."
+    values = {
+        "database_url": store_url, "jwt_secret": SECRET, "clock": "simulated",
+        "topic_namespace": namespace, **settings,
+    }  # fmt: skip
+    configured = module.SPEC.settings_cls(**values)
+    spec = module.spec_for(configured)
+    runtime = ServiceRuntime(spec, configured)
     assert spec.migrations is not None
     migrations.upgrade(runtime.engine, spec.migrations)
     if seed is not None:

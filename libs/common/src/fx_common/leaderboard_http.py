@@ -161,6 +161,14 @@ def router_for(board: str) -> APIRouter:
             rank=reading.my_rank, score=reading.my_score or 0, top=masked,
         )  # fmt: skip
 
+    _maintenance(router, board)
+    return router
+
+
+def _maintenance(router: APIRouter, board: str) -> None:
+    """The ops routes that look after the board: its status, a rebuild."""
+    unavailable = errors(503, s503=UNAVAILABLE)
+
     @router.get(f"/leaderboards/{board}/status", responses=unavailable, name=f"{board}_status")
     async def status(who: Ops, runtime: Runtime) -> BoardStatus:
         """The board's count of changes against the store's (no rebuild)."""
@@ -182,5 +190,3 @@ def router_for(board: str) -> APIRouter:
         except BoardUnavailable as exc:
             raise ApiError(503, "board_unavailable", str(exc)) from exc
         return Rebuild(board=board, **vars(done))
-
-    return router

@@ -1,4 +1,4 @@
-"""The `earned` leaderboard (docs/domain.md §3.8): distributors by commission settled, net of
+"""The `earned` leaderboard (docs/domain.md §7): distributors by commission settled, net of
 clawbacks, in the period of its settlement (`settled_at`, the end of the after-sales hold).
 
 Counted changes are the audit rows `settled` (+ the amount settled) and `reversed` (− the

@@ -1,4 +1,4 @@
-"""The `customers` leaderboard (docs/domain.md §2.7): distributors by customers bound, in the
+"""The `customers` leaderboard (docs/domain.md §7): distributors by customers bound, in the
 period the binding began (`bound_at`, the time of the visit or order that bound).
 
 Every binding created counts once (its `binding_id` is the board item's id), whatever

@@ -202,3 +202,30 @@ def override(
     created = _ops(ctx).call("commission", "DELETE" if remove else "PUT", path, body,
                              {"If-Match": f'"{version}"'})  # fmt: skip
     console().print(f"plan version {created['version']} created (from {version})")
+
+
+BOARDS = {"earned": "commission", "customers": "referral-binding"}
+
+
+@app.command("leaderboard-rebuild")
+def leaderboard_rebuild(
+    ctx: typer.Context,
+    board: Annotated[
+        list[str] | None, typer.Option("--board", help="earned or customers (default: both).")
+    ] = None,
+    as_json: bool = False,
+) -> None:
+    """Rebuild leaderboards from the services' stores now (after a Redis flush, a restored
+    store or a replay); the services also do it themselves when they find a board wrong."""
+    chosen = board or list(BOARDS)
+    unknown = [b for b in chosen if b not in BOARDS]
+    if unknown:
+        fail(f"a board is one of {', '.join(BOARDS)}, not {', '.join(unknown)}")
+    done = [_ops(ctx).call(BOARDS[b], "POST", f"/v1/leaderboards/{b}/rebuild") for b in chosen]
+    if as_json:
+        emit_json(done)
+        return
+    for answer in done:
+        console().print(f"{answer['board']}: {answer['items']} changes, total {answer['total']}, "
+                        f"{answer['boards']} period boards, {answer['pending_applied']} applied "
+                        f"after the swap")  # fmt: skip
