@@ -84,12 +84,11 @@ class ChangedRows:
                 )
                 if columns:
                     changed.setdefault(columns, []).append(
-                        {**{name: row[name] for name in columns}, "key_": key}
+                        {**{name: row[name] for name in columns}, bulk.KEY: key}
                     )
             self._stored[key] = row
         if created:
             bulk.insert_rows(connection, self.table, created)
-        by_key = sa.update(self.table).where(self.key == sa.bindparam("key_"))
         for rows in changed.values():
-            connection.execute(by_key, rows)
+            bulk.update_rows(connection, self.table, rows)
         self._pending, self._new = {}, set()

@@ -17,6 +17,7 @@ from sqlalchemy import event as orm_event
 
 from fx_common.contracts import attributions, bindings, mall_orders, mall_shares, qualification
 from fx_common.envelope import Event
+from fx_common.ids import uuid5_str
 from fx_common.processing import On, Prepare, TickHandler, UnitOfWork
 from referral_binding import domain, late, store
 from referral_binding.cache import BindingCache
@@ -43,7 +44,7 @@ Keys = Mapping[str, Iterable[Any]]
 
 def binding_id_for(cause_event_id: str) -> str:
     """A binding's id derives from the event that caused it, so replays reproduce it."""
-    return str(uuid.uuid5(_BINDING_IDS, cause_event_id))
+    return uuid5_str(_BINDING_IDS, cause_event_id)
 
 
 # --- what each event needs loaded (merged for the batch: `Repository.load`)

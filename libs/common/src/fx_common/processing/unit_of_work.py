@@ -22,8 +22,26 @@ from fx_common.contracts.base import ContractModel
 from fx_common.contracts.registry import EVENT_TOPIC, key_for, type_for
 from fx_common.contracts.topics import dlq_topic, event_source
 from fx_common.envelope import Event, encode
+from fx_common.ids import uuid5_str
 
 _ID_NAMESPACE = uuid.UUID("6f1d3c1e-5a0b-4c55-9d3e-2f6a8e1b7c40")
+_HEADER_NAMES: dict[str, str] = {}
+"""Header name -> its JSON string (`json.dumps(name)`), for the names seen so far."""
+
+
+def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    """`json.dumps([[name, base64(value)], ...])`, as the outbox stores headers (the relay
+    reads them back), without `json.dumps`' per-call overhead: base64 needs no escaping."""
+    parts = []
+    for name, value in headers:
+        quoted = _HEADER_NAMES.get(name)
+        if quoted is None:
+            quoted = json.dumps(name)
+            if len(_HEADER_NAMES) < 256:
+                _HEADER_NAMES[name] = quoted
+        parts.append(f'[{quoted}, "{base64.b64encode(value).decode()}"]')
+    return f"[{', '.join(parts)}]"
+
 
 R = TypeVar("R", default=Any)
 """The service's repository (`uow.repo`)."""
@@ -122,11 +140,11 @@ class UnitOfWork(Generic[R]):
     ) -> Event:
         """`publish` to a topic and type given (a test double's, outside the contract)."""
         self._published_for_cause += 1
-        event_id = uuid.uuid5(
+        event_id = uuid5_str(
             _ID_NAMESPACE, f"{self.service}|{self.cause_id}|{self._published_for_cause}"
         )
         event = Event(
-            id=str(event_id),
+            id=event_id,
             type=ce_type,
             source=event_source(self.service),
             time=time,
@@ -168,7 +186,7 @@ class UnitOfWork(Generic[R]):
                 "topic": self.namespace + topic,
                 "key": key,
                 "value": value,
-                "headers": json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]),
+                "headers": headers_json(headers),
                 "ce_id": ce_id,
                 "ce_type": ce_type,
                 "cause_id": self.cause_id or None,
