@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from commission.app import CommissionSettings
@@ -387,3 +390,71 @@ async def test_both_boards_through_the_broker_redelivered_flushed_and_rebuilt_by
     finally:
         codes = cluster.stop_all()
     assert set(codes.values()) == {0}, codes
+
+
+class Rows:
+    """A store holding exactly these items (as a service's source reads them)."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items_: dict[str, Item] = {}
+        for item in items:
+            self.items_.setdefault(item.id, item)  # an id is one change: the first stands
+
+    def recent(self, connection: sa.Connection, since: datetime) -> list[tuple[str, datetime, int]]:
+        return [(i.member, i.at, i.delta) for i in self.items_.values() if i.at >= since]
+
+    def totals(self, connection: sa.Connection) -> Mapping[str, int]:
+        totals: dict[str, int] = {}
+        for item in self.items_.values():
+            totals[item.member] = totals.get(item.member, 0) + item.delta
+        return totals
+
+    def items(self, connection: sa.Connection) -> int:
+        return len(self.items_)
+
+    def present(self, connection: sa.Connection, ids: Sequence[str]) -> set[str]:
+        return {i for i in ids if i in self.items_}
+
+
+changes = st.lists(
+    st.builds(
+        Item,
+        id=st.integers(0, 30).map(str),
+        member=st.sampled_from(["d-a", "d-b", "d-c", "d-d"]),
+        at=st.integers(0, 40 * 24).map(lambda h: T0 - timedelta(days=30) + timedelta(hours=h)),
+        delta=st.integers(1, 5000),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(items=changes, batch=st.integers(1, 7))
+def test_the_fed_boards_are_the_boards_a_rebuild_computes(
+    items: list[Item], batch: int, tmp_path: Path, unique: str
+) -> None:
+    """Pushed in batches, some items twice (a redelivery), the boards equal those a rebuild
+    computes from a store holding each item once, for every period around now."""
+    namespace = f"lbp-{unique}-{uuid.uuid4().hex[:6]}."
+    board = Leaderboard(REDIS_URL, namespace, "earned", timedelta(hours=8))
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        stored = Rows(items)
+        board.rebuild(engine, Rows([]), T0)
+        for start in range(0, len(items), batch):
+            board.push(items[start : start + batch])
+        board.push(items[: batch * 2])
+        now = T0 + timedelta(days=10)
+        fed = {p: board.read(p, now, 100).top for p in Period}
+        assert board.status(engine, stored).state == "ok"
+        board.rebuild(engine, stored, now)
+        assert {p: board.read(p, now, 100).top for p in Period} == fed
+        first = next(iter(stored.items_.values()), None)
+        if first is not None:
+            ttl = redis.Redis.from_url(REDIS_URL).ttl(board.key(Period.ALL, "all"))
+            assert ttl == -1  # a rebuilt board does not expire
+    finally:
+        engine.dispose()
+        flush(namespace)

@@ -3,8 +3,9 @@
 Keys, in the topic namespace, per board (`earned`, `customers`): `lb:<board>:<period>:<id>`
 (a sorted set per period: `day:2026-12-06`, `week:2026-W49`, `month:2026-12`, `all:all`),
 `lb:<board>:meta` (a hash: `items` counted, `total` of the deltas, `built_at` of the last
-rebuild), `lb:<board>:seen:<item id>` (an item already counted, kept two days),
-`lb:<board>:rebuilding` and `lb:<board>:pending` (while a rebuild runs).
+rebuild), `lb:<board>:keys` (the set of its period keys), `lb:<board>:seen:<item id>` (an
+item already counted, kept two days), `lb:<board>:rebuilding` and `lb:<board>:pending`
+(while a rebuild runs).
 
 Scores are stored negated, so `ZRANGE 0 n` lists the highest first and equal scores by id,
 ascending; a member whose score falls to 0 leaves the board.
@@ -48,14 +49,14 @@ SEEN_TTL_S = 2 * 24 * 3600
 REBUILD_TTL_S = 600
 _CHUNK = 500
 
-# KEYS: meta, pending, rebuilding, then per item: seen, day, week, month, all.
+# KEYS: meta, pending, rebuilding, index, then per item: seen, day, week, month, all.
 # ARGV: seen ttl, force (1: skip the seen check), then per item: member, delta, encoded item.
 _FEED = """
 local rebuilding = redis.call('EXISTS', KEYS[3]) == 1
 local force = ARGV[2] == '1'
 local counted = 0
-for i = 0, (#KEYS - 3) / 5 - 1 do
-  local k, a = 4 + i * 5, 3 + i * 3
+for i = 0, (#KEYS - 4) / 5 - 1 do
+  local k, a = 5 + i * 5, 3 + i * 3
   if force or redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then
     counted = counted + 1
     if rebuilding and not force then
@@ -65,6 +66,7 @@ for i = 0, (#KEYS - 3) / 5 - 1 do
       for j = 1, 4 do
         local score = redis.call('ZINCRBY', KEYS[k + j], -delta, member)
         if tonumber(score) >= 0 then redis.call('ZREM', KEYS[k + j], member) end
+        redis.call('SADD', KEYS[4], KEYS[k + j])
       end
       redis.call('HINCRBY', KEYS[1], 'items', 1)
       redis.call('HINCRBY', KEYS[1], 'total', delta)
@@ -85,21 +87,24 @@ end
 return {top, mine, higher, redis.call('HGET', KEYS[2], 'built_at'), redis.call('ZCARD', KEYS[1])}
 """
 
-# KEYS: rebuilding, pending, meta, then n (temporary, live) pairs, then stale keys.
+# KEYS: rebuilding, pending, meta, index, then n (temporary, live) pairs, then stale keys.
 # ARGV: token, pending length read, n, items, total, built_at.
 _SWAP = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return 0 end
 local n = tonumber(ARGV[3])
+redis.call('DEL', KEYS[4])
 for i = 0, n - 1 do
-  local temporary, live = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local temporary, live = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   if redis.call('EXISTS', temporary) == 1 then
     redis.call('RENAME', temporary, live)
+    redis.call('PERSIST', live)
+    redis.call('SADD', KEYS[4], live)
   else
     redis.call('DEL', live)
   end
 end
-for i = 4 + 2 * n, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 5 + 2 * n, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[3], KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[3], 'items', ARGV[4], 'total', ARGV[5], 'built_at', ARGV[6])
 return 1
@@ -197,6 +202,11 @@ class Leaderboard:
     def meta(self) -> str:
         return self.prefix + "meta"
 
+    @property
+    def index(self) -> str:
+        """The set of this board's period keys (no SCAN of the whole key space)."""
+        return self.prefix + "keys"
+
     def _special(self, name: str) -> str:
         return self.prefix + name
 
@@ -204,7 +214,7 @@ class Leaderboard:
         """Count the items not counted yet (one script call per 500); how many were."""
         counted = 0
         for start in range(0, len(items), _CHUNK):
-            keys = [self.meta, self._special("pending"), self._special("rebuilding")]
+            keys = [self.meta, self._special("pending"), self._special("rebuilding"), self.index]
             args: list[Any] = [SEEN_TTL_S, "1" if force else "0"]
             for item in items[start : start + _CHUNK]:
                 ids = period_ids(item.at, self.utc_offset)
@@ -289,7 +299,7 @@ class Leaderboard:
             known = source.present(connection, [item.id for item in arrived])
             left += [item for item in arrived if item.id not in known]
             read += len(arrived)
-            keys = [rebuilding, pending, self.meta, *pairs, *stale]
+            keys = [rebuilding, pending, self.meta, self.index, *pairs, *stale]
             args = [token, read, len(pairs) // 2, items, total, now.isoformat()]
             done = int(self._call(self._swap, keys=keys, args=args))
             if done == 1:
@@ -309,14 +319,12 @@ class Leaderboard:
             for start in range(0, len(members), 5000):
                 chunk = {m: -score for m, score in members[start : start + 5000]}
                 pipe.zadd(temporary + f"{period}:{pid}", chunk)
+            # A rebuild that dies or loses to another leaves nothing behind for long.
+            pipe.expire(temporary + f"{period}:{pid}", REBUILD_TTL_S)
         self._call(pipe.execute)
 
     def _period_keys(self) -> list[str]:
-        found: list[str] = []
-        for period in Period:
-            pattern = f"{self.prefix}{period.value}:*"
-            found += self._call(lambda p=pattern: list(self.client.scan_iter(p, count=1000)))
-        return found
+        return sorted(self._call(self.client.smembers, self.index))
 
     def prune(self, now: datetime) -> int:
         """Delete the boards of periods that ended before the current window."""
@@ -329,7 +337,8 @@ class Leaderboard:
             and parts[1] < oldest[Period(parts[0])]
         ]  # fmt: skip
         if old:
-            self._call(lambda: self.client.delete(*old))
+            self._call(self.client.delete, *old)
+            self._call(self.client.srem, self.index, *old)
         return len(old)
 
     def _call(self, command: Any, *args: Any, **kwargs: Any) -> Any:
