@@ -1,7 +1,8 @@
 """`make reset` (deploy/cluster.sh reset): forget a local namespace's broker state.
 
 Deletes the namespace's topics (the services recreate them empty when they start; the
-consumer groups' offsets on them go with them) and referral-binding's cached answers in Redis.
+consumer groups' offsets on them go with them), referral-binding's cached answers and the
+leaderboards in Redis.
 The stores are removed by cluster.sh. Reads KAFKA_BOOTSTRAP_SERVERS, REDIS_URL and
 FX_TOPIC_NAMESPACE, like the services.
 """
@@ -38,7 +39,11 @@ async def delete_topics(bootstrap: str, namespace: str) -> list[str]:
 def delete_cache(url: str, namespace: str) -> int:
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"{namespace}rb:binding:*", count=1000))
+        keys = [
+            key
+            for pattern in (f"{namespace}rb:binding:*", f"{namespace}lb:*")
+            for key in client.scan_iter(match=pattern, count=1000)
+        ]
         return int(client.delete(*keys)) if keys else 0
     finally:
         client.close()

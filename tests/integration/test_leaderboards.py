@@ -458,3 +458,27 @@ def test_the_fed_boards_are_the_boards_a_rebuild_computes(
     finally:
         engine.dispose()
         flush(namespace)
+
+
+def test_a_batch_commits_when_redis_is_down_and_the_board_is_rebuilt_after(
+    tmp_path: Path, namespace: str
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    down = CommissionSettings(
+        database_url=store_url, redis_url="redis://127.0.0.1:1/0", topic_namespace=namespace
+    )
+    spec = commission_spec(down)
+    engine = db.make_engine(store_url)
+    assert spec.migrations is not None
+    migrations.upgrade(engine, spec.migrations)
+    spec.extra["leaderboard"].board.live = True
+    processor = processor_for(spec, engine)
+    processor.process([*settles("d-a", "o-1", T0), clock(T0 + DAY + HOLD)])
+    with snapshot(engine) as connection:
+        assert spec.extra["leaderboard"].source.items(connection) == 2  # both lines settled
+    # Redis back: the service's next check finds the board empty and rebuilds it.
+    up = CommissionSettings(database_url=store_url, redis_url=REDIS_URL, topic_namespace=namespace)
+    wiring = commission_spec(up).extra["leaderboard"]
+    assert check_once(wiring, engine, lambda: T0 + DAY + HOLD) == "empty"
+    assert wiring.board.read(Period.ALL, T0, 10).top == [("d-a", 2970)]
+    engine.dispose()

@@ -119,3 +119,24 @@ def test_a_rebuild_puts_each_value_in_its_day_week_and_month(
             if period_id(period, at, CST) == pid:
                 expected[member] = expected.get(member, 0) + value
         assert board == {m: s for m, s in expected.items() if s > 0}
+
+
+def test_an_unreachable_redis_fails_fast_and_is_then_left_alone_for_a_while() -> None:
+    import time
+
+    import pytest
+
+    from fx_common.leaderboard import Item
+    from fx_common.leaderboard_redis import BoardUnavailable, Leaderboard
+
+    board = Leaderboard("redis://127.0.0.1:1/0", "t.", "earned", CST)
+    item = Item("e-1", "d-1", datetime(2026, 3, 2, tzinfo=UTC), 100)
+    with pytest.raises(BoardUnavailable):
+        board.push([item])
+    started = time.monotonic()
+    with pytest.raises(BoardUnavailable, match="not retried yet"):
+        board.push([item])
+    assert time.monotonic() - started < 0.05
+    disabled = Leaderboard("", "t.", "earned", CST)
+    with pytest.raises(BoardUnavailable, match="no Redis"):
+        disabled.read(Period.DAY, datetime(2026, 3, 2, tzinfo=UTC), 10)

@@ -24,6 +24,7 @@ ascending; a member whose score falls to 0 leaves the board.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from fx_common.leaderboard import (
 
 SEEN_TTL_S = 2 * 24 * 3600
 REBUILD_TTL_S = 600
+RETRY_AFTER_S = 5.0
 _CHUNK = 500
 
 # KEYS: meta, pending, rebuilding, index, then per item: seen, day, week, month, all.
@@ -191,6 +193,7 @@ class Leaderboard:
         self.enabled = bool(url)
         """No Redis URL (tests of other things): the board neither feeds nor answers."""
         self.live = False
+        self._down_until = 0.0
         self._feed = self.client.register_script(_FEED)
         self._read = self.client.register_script(_READ)
         self._swap = self.client.register_script(_SWAP)
@@ -342,11 +345,16 @@ class Leaderboard:
         return len(old)
 
     def _call(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a Redis command. After a failure, Redis is left alone for a few seconds:
+        an outage costs the consume path no timeouts (the watch rebuilds the board after)."""
         if not self.enabled:
             raise BoardUnavailable("no Redis is configured (REDIS_URL)")
+        if time.monotonic() < self._down_until:
+            raise BoardUnavailable("Redis failed a moment ago; not retried yet")
         try:
             return command(*args, **kwargs)
         except (redis.RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
             raise BoardUnavailable(str(exc)) from exc
 
 
