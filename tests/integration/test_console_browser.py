@@ -108,6 +108,10 @@ async def apply_and_confirm(me: Page, ops: Page) -> None:
     await me.get_by_role("button", name="提交申请").click()
     await expect(me.locator("#status")).to_have_text("待添加客服")
     await shot(me, "me-centre-applied")
+    sizes = ops.locator("#cluster td.dlq-size")
+    await expect(sizes).to_have_count(4)
+    for n in range(4):  # each service read its DLQ topic's size at start: empty
+        await expect(sizes.nth(n)).to_have_text("0")
     await shot(ops, "ops-dashboard")
     await ops.goto("/ops/candidates")
     await shot(ops, "ops-candidates")

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from fx_console.app import create_app
 from fx_console.audit import merged
 from fx_console.centre import fen_of
+from fx_console.cluster import sums
 from fx_console.ops import Panel
 from fx_console.settings import ConsoleSettings
 from fx_console.web import Refused
@@ -239,3 +240,14 @@ def test_the_audit_merges_the_services_newest_first() -> None:
         ("ops-2", "revoked", "fraud"),
         (None, "withdrawal approved", None),
     ]
+
+
+def test_the_glance_reads_the_dlq_size_the_service_exports() -> None:
+    text = (
+        '# TYPE fx_consumer_lag gauge\nfx_consumer_lag{service="s",topic="t",partition="0"} 4.0\n'
+        "# TYPE fx_dlq_records_total counter\n"
+        'fx_dlq_records_total{service="s",error_type="x"} 1.0\n'
+        '# TYPE fx_dlq_size gauge\nfx_dlq_size{service="s"} 7.0\n'
+    )
+    assert sums(text) == (4, 1, 7)
+    assert sums(text.split("# TYPE fx_dlq_size")[0]) == (4, 1, None)  # not read yet

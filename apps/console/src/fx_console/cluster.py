@@ -1,5 +1,6 @@
 """The cluster at a glance, from each service's own endpoints: `/readyz` (store, broker and
-the clock it applies) and `/metrics` (consumer lag, records dead-lettered)."""
+the clock it applies) and `/metrics` (consumer lag, the size of its dead-letter topic, records
+dead-lettered since it started)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,23 @@ class ServiceGlance:
     clock: dict[str, Any] | None = None
     lag: int | None = None
     dead_lettered: int | None = None
+    dlq_size: int | None = None
 
 
-def sums(metrics_text: str) -> tuple[int, int]:
-    """(consumer lag over every partition, records dead-lettered since the process started)."""
+def sums(metrics_text: str) -> tuple[int, int, int | None]:
+    """(consumer lag over every partition, records dead-lettered since the process started,
+    records its DLQ topic holds: None before the service's first read)."""
     lag = dead = 0.0
+    size: float | None = None
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
             if sample.name == "fx_consumer_lag":
                 lag += sample.value
             elif sample.name == "fx_dlq_records_total":
                 dead += sample.value
-    return int(lag), int(dead)
+            elif sample.name == "fx_dlq_size":
+                size = (size or 0) + sample.value
+    return int(lag), int(dead), None if size is None else int(size)
 
 
 async def glance(services: Services, service: str) -> ServiceGlance:
@@ -46,7 +52,7 @@ async def glance(services: Services, service: str) -> ServiceGlance:
             failing = [k for k, v in body.items() if v is False]
             seen.problem = "not ready: " + (", ".join(failing) or "see its log")
         metrics = await services.clients[service].get("/metrics")
-        seen.lag, seen.dead_lettered = sums(metrics.text)
+        seen.lag, seen.dead_lettered, seen.dlq_size = sums(metrics.text)
     except (OSError, ValueError, ApiFailure) as exc:
         seen.problem = f"cannot be reached ({exc})"
     except Exception as exc:  # httpx errors: the page says so rather than failing

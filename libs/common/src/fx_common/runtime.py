@@ -24,6 +24,7 @@ from fx_common import db, ops_metrics
 from fx_common.clock import Clock, SimulatedClock, SystemClock
 from fx_common.contracts.clock import ClockSet
 from fx_common.contracts.topics import CLOCK, SERVICES, consumer_group, dlq_topic
+from fx_common.dlq_size import watch_dlq_size
 from fx_common.edge import KafkaEdge
 from fx_common.envelope import DecodeError, Event, UnknownEventType, decode
 from fx_common.migrations import History, ensure
@@ -235,6 +236,7 @@ class ServiceRuntime:
             self._spawn(self.relay.run(), "relay")
         for n, task in enumerate(self.spec.tasks):
             self._spawn(task(self), f"task-{n}")
+        self._spawn(watch_dlq_size(self), "dlq-size")
         if self.follower is not None:
             self._spawn(self.follower.run(), "clock-follower")
         elif self.spec.on_tick is not None:

@@ -72,6 +72,8 @@ class ServiceSettings(BaseSettings):
     batch_max_wait_ms: int = Field(50, ge=0)
     outbox_batch: int = Field(1000, ge=1)
     sweep_interval_s: float = Field(30.0, gt=0)
+    # How often the service reads its dead-letter topic's size (`fx_dlq_size`); 0: never.
+    dlq_size_interval_s: float = Field(30.0, ge=0)
     log_level: str = "INFO"
 
     def store_url(self) -> str:
