@@ -93,6 +93,7 @@ async def test_operator_and_distributor_in_the_browser(
         await qualify_and_settle(scenario, me)
         await withdraw_twice_with_one_key(me)
         await review_withdrawals(ops)
+        await leaderboards(me, ops)
         await plan_race(ops)
         await audit_trail(ops)
         await refusals(me, ops)
@@ -211,6 +212,21 @@ async def review_withdrawals(ops: Page) -> None:
     await row.click()
     await expect(ops.locator("h1")).to_contain_text("Commission trail")
     await shot(ops, "ops-commission-trail")
+
+
+async def leaderboards(me: Page, ops: Page) -> None:
+    """排行榜: the distributor's own rank on each board (all time: the settled commission, the
+    customer bound); ops see the top lists with ids in full."""
+    await until(me, "/me/leaderboard?period=all", "¥77.40")
+    await expect(me.locator("#board-earned .my-rank")).to_have_text("第 1 名")
+    await expect(me.locator("#board-earned tr.me")).to_contain_text("（我）")
+    await until(me, "/me/leaderboard?period=all", "1 位")
+    await expect(me.locator("#board-customers .my-rank")).to_have_text("第 1 名")
+    await shot(me, "me-leaderboard")
+    await ops.goto("/ops/leaderboards?period=all")
+    await expect(ops.locator("#top-1 tr", has_text=DISTRIBUTOR)).to_contain_text("¥77.40")
+    await expect(ops.locator("#top-2 tr", has_text=DISTRIBUTOR)).to_contain_text("1")
+    await shot(ops, "ops-leaderboards")
 
 
 async def plan_race(ops: Page) -> None:

@@ -25,6 +25,7 @@ def service_app(service: str, tmp_path: Path) -> FastAPI:
         env="test",
         clock="simulated",
         auto_approve_limit_fen=0,
+        topic_namespace=f"console-{tmp_path.name}.",  # its own leaderboards in Redis
     )
     runtime = ServiceRuntime(spec, settings)
     assert spec.migrations is not None

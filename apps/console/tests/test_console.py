@@ -251,3 +251,22 @@ def test_the_glance_reads_the_dlq_size_the_service_exports() -> None:
     )
     assert sums(text) == (4, 1, 7)
     assert sums(text.split("# TYPE fx_dlq_size")[0]) == (4, 1, None)  # not read yet
+
+
+def test_leaderboard_pages_for_a_distributor_and_for_ops(console: TestClient) -> None:
+    sign_in(console, "u-3", "distributor")
+    page = console.get("/me/leaderboard")
+    assert page.status_code == 200, page.text
+    assert "佣金榜（今日）" in page.text and "拉新榜（今日）" in page.text
+    assert page.text.count("未上榜") == 2 and "暂无上榜分销员" in page.text
+    assert "本月" in console.get("/me/leaderboard?period=month").text
+    refused = console.get("/me/leaderboard?period=year")
+    assert refused.status_code == 422 and "未知的时间范围" in refused.text
+    assert console.get("/ops/leaderboards").status_code == 403
+
+    sign_in(console, "ops-1", "ops")
+    top = console.get("/ops/leaderboards?period=all")
+    assert top.status_code == 200 and "Commission earned" in top.text
+    assert top.text.count("Nobody on the board.") == 2
+    assert console.get("/ops/leaderboards?period=year").status_code == 422
+    assert console.get("/me/leaderboard").status_code == 403

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fx_common.auth import ConfigError, TokenVerifier
 from fx_common.logs import configure_logging
-from fx_console import audit, centre, ops, ops_actions, signin
+from fx_console import audit, boards, centre, ops, ops_actions, signin
 from fx_console.client import Services
 from fx_console.settings import ConsoleSettings
 from fx_console.web import HERE, Console, Product, Refused, SignInNeeded, make_templates, render
@@ -64,7 +64,10 @@ def create_app(
                   openapi_url=None)  # fmt: skip
     app.state.console = console
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (signin.router, ops.router, ops_actions.router, audit.router, centre.router):
+    for router in (
+        signin.router, ops.router, ops_actions.router, audit.router, centre.router,
+        boards.me_router, boards.ops_router,
+    ):  # fmt: skip
         app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)

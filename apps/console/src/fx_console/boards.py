@@ -1,0 +1,83 @@
+"""Leaderboards (排行榜) and teams (我的团队) in the console: for a distributor, their own rank
+and the masked top lists, and their own team; for ops, the top lists with full ids. The data
+are the services' (commission's `earned` board, referral-binding's `customers` board); the
+console keeps nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from fx_console.centre import me
+from fx_console.ops import ops, panel
+from fx_console.web import Refused, console_of, render
+
+me_router = APIRouter(prefix="/me")
+ops_router = APIRouter(prefix="/ops")
+
+PERIODS = {"day": "今日", "week": "本周", "month": "本月", "all": "全部"}
+"""The leaderboards' periods, in the mall's time zone (the services decide what "today" is)."""
+BOARDS = (("earned", "commission"), ("customers", "referral-binding"))
+"""Each board and the service that keeps it."""
+
+
+def period_of(value: str | None, *, chinese: bool) -> str:
+    if value is None or value == "":
+        return "day"
+    if value not in PERIODS:
+        raise Refused(
+            422, "未知的时间范围。" if chinese else "Unknown period: day, week, month or all."
+        )
+    return value
+
+
+@me_router.get("/leaderboard", response_class=HTMLResponse)
+async def my_rank(request: Request, period: str | None = None) -> Response:
+    """排行榜: the distributor's own rank and score on each board, and the masked top 10."""
+    who, uid = me(request)
+    chosen = period_of(period, chinese=True)
+    services = console_of(request).services
+    earned, customers = await asyncio.gather(
+        *(
+            panel(
+                services.get(
+                    service,
+                    f"/v1/distributors/{uid}/leaderboards/{board}",
+                    who.token,
+                    params={"period": chosen, "limit": 10},
+                )
+            )
+            for board, service in BOARDS
+        )
+    )
+    return render(
+        request, "me/leaderboard.html", who, period=chosen, periods=PERIODS,
+        earned=earned, customers=customers,
+    )  # fmt: skip
+
+
+@ops_router.get("/leaderboards", response_class=HTMLResponse)
+async def top_lists(request: Request, period: str | None = None) -> Response:
+    """Ops: the top 20 of each board for a period, ids in full."""
+    who = ops(request)
+    chosen = period_of(period, chinese=False)
+    services = console_of(request).services
+    earned, customers = await asyncio.gather(
+        *(
+            panel(
+                services.get(
+                    service,
+                    f"/v1/leaderboards/{board}",
+                    who.token,
+                    params={"period": chosen, "limit": 20},
+                )
+            )
+            for board, service in BOARDS
+        )
+    )
+    return render(
+        request, "ops/leaderboards.html", who, period=chosen, periods=PERIODS,
+        earned=earned, customers=customers,
+    )  # fmt: skip
