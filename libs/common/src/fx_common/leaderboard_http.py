@@ -116,7 +116,7 @@ def _head(runtime: ServiceRuntime, period: Period, reading: Reading) -> dict[str
         "unit": wiring.unit,
         "period": period,
         "period_id": reading.period_id,
-        "as_of": runtime.clock.now(),
+        "as_of": reading.as_of,
         "members": reading.members,
         "built_at": reading.built_at,
     }

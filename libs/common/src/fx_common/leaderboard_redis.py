@@ -7,8 +7,10 @@ rebuild), `lb:<board>:keys` (the set of its period keys), `lb:<board>:seen:<item
 item already counted, kept two days), `lb:<board>:rebuilding` and `lb:<board>:pending`
 (while a rebuild runs).
 
-Scores are stored negated, so `ZRANGE 0 n` lists the highest first and equal scores by id,
-ascending; a member whose score falls to 0 leaves the board.
+Scores are stored negated, so `ZRANGE` lists the highest first and equal scores by id,
+ascending. A member whose score is 0 or less stays in the set (deltas from concurrent batches
+may arrive in any order, and a sum is right only if nothing is dropped on the way) but is not
+on the board: reads take the scores above 0 only.
 
 - Feed (`push`): one script call per batch (per 500 items). An item is counted once: the
   script sets its `seen` key (NX) and only then adds its delta; a redelivered batch, or a
@@ -66,8 +68,7 @@ for i = 0, (#KEYS - 4) / 5 - 1 do
     else
       local member, delta = ARGV[a], tonumber(ARGV[a + 1])
       for j = 1, 4 do
-        local score = redis.call('ZINCRBY', KEYS[k + j], -delta, member)
-        if tonumber(score) >= 0 then redis.call('ZREM', KEYS[k + j], member) end
+        redis.call('ZINCRBY', KEYS[k + j], -delta, member)
         redis.call('SADD', KEYS[4], KEYS[k + j])
       end
       redis.call('HINCRBY', KEYS[1], 'items', 1)
@@ -80,13 +81,16 @@ return counted
 
 # KEYS: board, meta. ARGV: limit, member ('' for none).
 _READ = """
-local top = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local top = redis.call(
+  'ZRANGE', KEYS[1], '-inf', '(0', 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]), 'WITHSCORES')
 local mine, higher = false, false
 if ARGV[2] ~= '' then
   mine = redis.call('ZSCORE', KEYS[1], ARGV[2])
+  if mine and tonumber(mine) >= 0 then mine = false end
   if mine then higher = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. mine) end
 end
-return {top, mine, higher, redis.call('HGET', KEYS[2], 'built_at'), redis.call('ZCARD', KEYS[1])}
+local members = redis.call('ZCOUNT', KEYS[1], '-inf', '(0')
+return {top, mine, higher, redis.call('HGET', KEYS[2], 'built_at'), members}
 """
 
 # KEYS: rebuilding, pending, meta, index, then n (temporary, live) pairs, then stale keys.
@@ -153,6 +157,7 @@ def snapshot(engine: Engine) -> Iterator[sa.Connection]:
 
 @dataclass(frozen=True)
 class Reading:
+    as_of: datetime
     period_id: str
     top: list[tuple[str, int]]
     my_score: int | None
@@ -234,6 +239,7 @@ class Leaderboard:
         )
         pairs = [(top[i], -int(float(top[i + 1]))) for i in range(0, len(top), 2)]
         return Reading(
+            as_of=now,
             period_id=pid,
             top=pairs,
             my_score=-int(float(mine)) if mine else None,
