@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis
 import sqlalchemy as sa
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -38,6 +38,7 @@ from fx_common.http import issue_token
 from fx_common.leaderboard import Item, Period
 from fx_common.leaderboard_redis import Leaderboard, snapshot
 from fx_common.leaderboard_service import BoardWiring, check_once
+from fx_common.replay import replay
 from fx_common.runtime import ServiceSpec, processor_for
 from fx_common.testing import record
 from fxctl.cli import app as fxctl
@@ -111,7 +112,7 @@ def clock(now: datetime) -> Any:
 
 
 def test_earned_board_counts_each_settlement_once_and_a_flush_is_rebuilt_the_same(
-    store_url: str, namespace: str
+    store_url: str, namespace: str, tmp_path: Path
 ) -> None:
     settings = CommissionSettings(
         database_url=store_url, redis_url=REDIS_URL, topic_namespace=namespace
@@ -164,6 +165,16 @@ def test_earned_board_counts_each_settlement_once_and_a_flush_is_rebuilt_the_sam
     assert service.board.status(service.engine, service.wiring.source).state == "ok"
     reading = service.board.read(Period.ALL, later, 2, "d-b")
     assert (reading.my_rank, reading.my_score, reading.members) == (3, 1680, 3)
+
+    # A replay (fxctl replay: the spec in another process, no watch) builds another store
+    # and feeds nothing: the board is the same.
+    records = [*batch, clock(settle_day), refund]
+    merged: dict[TopicPartition, list[Any]] = {}
+    for r in records:
+        merged.setdefault(TopicPartition(r.topic, 0), []).append(r)
+    replayed = replay(commission_spec(settings), f"sqlite:///{tmp_path / 'replay.db'}", merged)
+    assert replayed.applied == len(records)
+    assert service.boards(later) == expected and service.board.board_items() == 7
 
 
 def test_customers_board_counts_bindings_created_once(store_url: str, namespace: str) -> None:
