@@ -14,6 +14,7 @@ from fx_common.leaderboard import (
     mask,
     ordered,
     period_id,
+    period_ids,
     period_start,
     ranked,
     scores_of,
@@ -61,6 +62,11 @@ def test_a_period_starts_at_or_before_the_moment_and_the_instant_before_is_anoth
         period, moment, offset
     )
     assert window_start(moment, offset) <= start
+
+
+@given(moments, offsets)
+def test_the_ids_of_a_moment_are_those_of_each_period(moment: datetime, offset: timedelta) -> None:
+    assert period_ids(moment, offset) == {p: period_id(p, moment, offset) for p in Period}
 
 
 @given(moments, offsets)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 
 class Period(StrEnum):
@@ -84,8 +85,20 @@ def window_start(now: datetime, utc_offset: timedelta) -> datetime:
 
 
 def period_ids(moment: datetime, utc_offset: timedelta) -> dict[Period, str]:
-    """Every period `moment` falls in, all time included."""
-    return {p: period_id(p, moment, utc_offset) for p in Period}
+    """Every period `moment` falls in, all time included (per mall day, computed once: the
+    feed asks for every item)."""
+    return _ids_of_day(local(moment, utc_offset).date())
+
+
+@cache
+def _ids_of_day(day: date) -> dict[Period, str]:
+    year, week, _ = day.isocalendar()
+    return {
+        Period.DAY: day.isoformat(),
+        Period.WEEK: f"{year}-W{week:02d}",
+        Period.MONTH: f"{day.year:04d}-{day.month:02d}",
+        Period.ALL: "all",
+    }
 
 
 def mask(member: str) -> str:

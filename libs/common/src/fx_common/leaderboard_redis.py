@@ -53,14 +53,17 @@ REBUILD_TTL_S = 600
 RETRY_AFTER_S = 5.0
 _CHUNK = 500
 
-# KEYS: meta, pending, rebuilding, index, then per item: seen, day, week, month, all.
-# ARGV: seen ttl, force (1: skip the seen check), then per item: member, delta, encoded item.
+# KEYS: meta, pending, rebuilding, index, then per item: seen, day, week, month, all; then
+# the distinct period keys (for the index).
+# ARGV: seen ttl, force (1: skip the seen check), items, then per item: member, delta, encoded.
 _FEED = """
 local rebuilding = redis.call('EXISTS', KEYS[3]) == 1
 local force = ARGV[2] == '1'
+local n = tonumber(ARGV[3])
 local counted = 0
-for i = 0, (#KEYS - 4) / 5 - 1 do
-  local k, a = 5 + i * 5, 3 + i * 3
+for i = 5 + 5 * n, #KEYS do redis.call('SADD', KEYS[4], KEYS[i]) end
+for i = 0, n - 1 do
+  local k, a = 5 + i * 5, 4 + i * 3
   if force or redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then
     counted = counted + 1
     if rebuilding and not force then
@@ -69,7 +72,6 @@ for i = 0, (#KEYS - 4) / 5 - 1 do
       local member, delta = ARGV[a], tonumber(ARGV[a + 1])
       for j = 1, 4 do
         redis.call('ZINCRBY', KEYS[k + j], -delta, member)
-        redis.call('SADD', KEYS[4], KEYS[k + j])
       end
       redis.call('HINCRBY', KEYS[1], 'items', 1)
       redis.call('HINCRBY', KEYS[1], 'total', delta)
@@ -222,12 +224,17 @@ class Leaderboard:
         """Count the items not counted yet (one script call per 500); how many were."""
         counted = 0
         for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
             keys = [self.meta, self._special("pending"), self._special("rebuilding"), self.index]
-            args: list[Any] = [SEEN_TTL_S, "1" if force else "0"]
-            for item in items[start : start + _CHUNK]:
+            args: list[Any] = [SEEN_TTL_S, "1" if force else "0", len(chunk)]
+            periods: dict[str, None] = {}
+            for item in chunk:
                 ids = period_ids(item.at, self.utc_offset)
-                keys += [self._special("seen:" + item.id), *(self.key(p, ids[p]) for p in Period)]
+                boards = [self.key(p, ids[p]) for p in Period]
+                periods.update(dict.fromkeys(boards))
+                keys += [self._special("seen:" + item.id), *boards]
                 args += [item.member, item.delta, _encode(item)]
+            keys += list(periods)
             counted += int(self._call(self._feed, keys=keys, args=args))
         return counted
 
