@@ -28,7 +28,7 @@ os.environ.setdefault("FX_JWT_SECRET", "bench-only-secret-for-local-benchmarks")
 
 import bench
 
-from fx_common import db
+from fx_common import db, heap
 from fx_common.contracts.registry import EVENT_TOPIC, key_for
 from fx_common.envelope import Event, encode
 from fx_common.migrations import ensure
@@ -73,6 +73,7 @@ def main() -> None:
         if setup:
             processor.process(records(setup, 0))
         measured = records([workload.measured(i) for i in range(args.events)], len(setup))
+        heap.settle()  # as the service process does after startup (fx_common.http.serve)
         profiler = cProfile.Profile() if args.profile else None
         costs = []
         for start in range(0, len(measured), args.batch):

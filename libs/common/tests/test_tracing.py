@@ -28,7 +28,8 @@ from fx_common.contracts.attributions import AttributedOrderCompleted
 from fx_common.contracts.samples import SAMPLES
 from fx_common.envelope import Event, encode, make_event
 from fx_common.http_metrics import HttpMetrics
-from fx_common.ops_metrics import HTTP_REQUESTS, LEADER, MONEY_FEN, published
+from fx_common.metrics import EVENTS_PUBLISHED
+from fx_common.ops_metrics import HTTP_REQUESTS, LEADER, MONEY_FEN, published, published_many
 from fx_common.processing import BatchProcessor, UnitOfWork
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 from fx_common.settings import ServiceSettings
@@ -161,6 +162,27 @@ def test_money_events_count_their_fen_by_flow() -> None:
     assert fen("accrued") == 2680
     assert fen("withdrawn") == 5000
     assert fen("settled") == 0
+
+
+def test_a_relay_batch_counts_what_one_by_one_would() -> None:
+    def counted(service: str) -> tuple[float, float, float]:
+        return (
+            float(MONEY_FEN.labels(service, "accrued")._value.get()),
+            float(EVENTS_PUBLISHED.labels(service, "fx.commission.accrued")._value.get()),
+            float(EVENTS_PUBLISHED.labels(service, "fx.binding.created")._value.get()),
+        )
+
+    batch = [
+        ("fx.commission.accrued", b'{"amount_fen": 2580}'),
+        ("fx.binding.created", b'{"binding_id": "b1"}'),
+        ("fx.commission.accrued", b'{"amount_fen": 0}'),
+        ("fx.commission.accrued", None),
+        ("fx.commission.accrued", b'{"amount_fen": 7}'),
+    ]
+    published_many("batch-test", batch)
+    for ce_type, value in batch:
+        published("single-test", ce_type, value)
+    assert counted("batch-test") == counted("single-test") == (2587, 4, 1)
 
 
 async def test_the_sweeper_exports_whether_it_holds_its_lease(tmp_path: Path) -> None:

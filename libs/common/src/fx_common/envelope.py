@@ -86,18 +86,24 @@ def new_event_id() -> str:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+_SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", JSON.encode())
 
 
 def encode(event: Event) -> tuple[bytes, Headers]:
     """Binary content mode: (value, headers)."""
     headers: Headers = [
-        ("ce_specversion", SPECVERSION.encode()),
+        _SPECVERSION_HEADER,
         ("ce_id", event.id.encode()),
         ("ce_type", event.type.encode()),
         ("ce_source", event.source.encode()),
         ("ce_time", rfc3339(event.time).encode()),
-        ("content-type", JSON.encode()),
+        _CONTENT_TYPE_HEADER,
     ]
     if event.subject:
         headers.append(("ce_subject", event.subject.encode()))
@@ -198,6 +204,11 @@ def parse_time(text: str) -> datetime:
     return time
 
 
+_KNOWN = frozenset({"specversion", "id", "type", "source", "time", "subject", "traceparent"})
+_REQUIRED = 5
+"""specversion, id, type, source and time: a record with no more attributes has no extension."""
+
+
 def _build(attrs: dict[str, str], data: Any) -> Event:
     """`data` is the raw JSON value (binary mode: validated straight from bytes, which is
     twice as fast) or the already parsed `data` member (structured mode)."""
@@ -228,7 +239,6 @@ def _build(attrs: dict[str, str], data: Any) -> Event:
             f"{'.'.join(map(str, e['loc'])) or '<data>'}: {e['msg']}" for e in exc.errors()
         )
         raise DecodeError("contract_violation", details) from exc
-    known = {"specversion", "id", "type", "source", "time", "subject", "traceparent"}
     return Event(
         id=attrs["id"],
         type=attrs["type"],
@@ -237,5 +247,7 @@ def _build(attrs: dict[str, str], data: Any) -> Event:
         data=payload,
         subject=attrs.get("subject"),
         traceparent=attrs.get("traceparent"),
-        extensions={k: v for k, v in attrs.items() if k not in known},
+        extensions={k: v for k, v in attrs.items() if k not in _KNOWN}
+        if len(attrs) > _REQUIRED
+        else {},
     )

@@ -5,7 +5,6 @@ error (`fx_common.errors`) and an OpenAPI document that states them (`fx_common.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from fx_common import metrics, tracing
+from fx_common import heap, metrics, tracing
 from fx_common.asyncapi import service_document
 from fx_common.auth import (
     Auth,
@@ -188,9 +187,7 @@ def serve(spec: ServiceSpec) -> None:
         tracing.instrument_app(app)
     # Batches allocate many short-lived objects; frequent young-generation collections cost
     # 15-25 ms pauses per batch. Freeze what startup built and collect less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    heap.settle()
     try:
         app.state.runtime.prepare_store()
     except StoreNotReady as exc:

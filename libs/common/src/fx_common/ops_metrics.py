@@ -8,7 +8,7 @@ written against these names.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -61,12 +61,25 @@ MONEY_FLOWS = {
 
 def published(service: str, ce_type: str, value: bytes | None) -> None:
     """Count one business event the relay published (and its fen, for money events)."""
-    metrics.EVENTS_PUBLISHED.labels(service, ce_type).inc()
-    flow = MONEY_FLOWS.get(ce_type)
-    if flow is None or value is None:
-        return
-    amount = json.loads(value).get("amount_fen")
-    if isinstance(amount, int) and amount > 0:
+    published_many(service, [(ce_type, value)])
+
+
+def published_many(service: str, events: Iterable[tuple[str, bytes | None]]) -> None:
+    """Count business events the relay published, (ce_type, value) each: one increment per
+    type and per money flow (the relay publishes hundreds of events a batch)."""
+    by_type: dict[str, int] = {}
+    fen: dict[str, int] = {}
+    for ce_type, value in events:
+        by_type[ce_type] = by_type.get(ce_type, 0) + 1
+        flow = MONEY_FLOWS.get(ce_type)
+        if flow is None or value is None:
+            continue
+        amount = json.loads(value).get("amount_fen")
+        if isinstance(amount, int) and amount > 0:
+            fen[flow] = fen.get(flow, 0) + amount
+    for ce_type, count in by_type.items():
+        metrics.EVENTS_PUBLISHED.labels(service, ce_type).inc(count)
+    for flow, amount in fen.items():
         MONEY_FEN.labels(service, flow).inc(amount)
 
 

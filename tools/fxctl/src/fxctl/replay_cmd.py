@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
-from fx_common import db, migrations
+from fx_common import db, heap, migrations
 from fx_common.contracts.topics import CLOCK, SERVICES
 from fx_common.replay import read_topics, replay
 from fx_common.runtime import ServiceSpec
@@ -155,6 +155,7 @@ def replay_command(
     total = sum(len(records) for records in partitions.values())
     if spec.replay_seed is not None and compare_with is not None:
         seed(spec, compare_with, url)
+    heap.settle()  # the records read stay until the end: out of the collector's sight
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

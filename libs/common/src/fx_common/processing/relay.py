@@ -128,10 +128,13 @@ class OutboxRelay:
         await asyncio.gather(*sends)
         tracing.end(spans)
         await asyncio.to_thread(self._mark, [row.id for row in rows if row.id is not None])
+        by_topic: dict[str, int] = {}
         for row in rows:
-            metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
-            if row.ce_type is not None:
-                ops_metrics.published(self.service, row.ce_type, row.value)
+            by_topic[row.topic] = by_topic.get(row.topic, 0) + 1
+        for topic, count in by_topic.items():
+            metrics.OUTBOX_PUBLISHED.labels(self.service, topic).inc(count)
+        events = [(row.ce_type, row.value) for row in rows if row.ce_type is not None]
+        ops_metrics.published_many(self.service, events)
         return len(rows)
 
     def _load(self) -> list[Row[Any]]:
