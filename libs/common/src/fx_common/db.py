@@ -150,11 +150,14 @@ def outbox_backlog(session: Session) -> int:
 
 
 def pending_outbox(session: Session, limit: int) -> list[Row[Any]]:
-    """The next `limit` unpublished rows, oldest first, as plain rows (the relay reads each
-    once: no ORM objects to build and track)."""
+    """The next `limit` unpublished rows, oldest first, as plain rows of what the relay sends
+    (`id`, `topic`, `key`, `value`, `headers`, `ce_type`): no ORM objects, no timestamps."""
     table = OutboxRecord.__table__  # type: ignore[attr-defined]
-    query = sa_select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(limit)
-    return list(session.connection().execute(query).all())
+    sent = (table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+    pending = table.c.published_at.is_(None)
+    query = sa_select(*sent, table.c.ce_type).where(pending).order_by(table.c.id).limit(limit)
+    rows: list[Row[Any]] = list(session.connection().execute(query).all())  # type: ignore[arg-type]
+    return rows
 
 
 def mark_published(session: Session, ids: Sequence[int], at: datetime) -> None:
