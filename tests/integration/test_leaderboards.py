@@ -274,6 +274,25 @@ async def until(url: str, path: str, who: dict[str, str], expected: Any, what: s
         await asyncio.sleep(0.3)
 
 
+async def consumed(cluster: Cluster, service: str, events: Sequence[Event]) -> None:
+    """The service applied these events (their ids are in its inbox)."""
+    engine = db.make_engine(cluster.database_url(service))
+    inbox = sa.text("SELECT count(*) FROM fx_inbox WHERE ce_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True)
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            with engine.connect() as connection:
+                found = connection.execute(inbox, {"ids": [e.id for e in events]}).scalar_one()
+            if found == len(events):
+                return
+            assert time.monotonic() < deadline, f"{service} did not apply {len(events)} events"
+            await asyncio.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 def entries(board: Any) -> list[tuple[int, str, int]]:
     return [(e["rank"], e["distributor_id"], e["score"]) for e in board["entries"]]
 
@@ -317,9 +336,13 @@ async def test_both_boards_through_the_broker_redelivered_flushed_and_rebuilt_by
             )
             for n, d in enumerate(["d-b", "d-b", "d-a"])
         ]  # fmt: skip
+        # Each step waits for the one it depends on (topics are read independently).
         await publish(bootstrap, namespace + QUALIFICATION, qualified)
+        await consumed(cluster, "referral-binding", qualified)
+        await consumed(cluster, "commission", qualified)
         await publish(bootstrap, namespace + ATTRIBUTIONS, attributed)
         await publish(bootstrap, namespace + MALL_SHARES, visits)
+        await consumed(cluster, "commission", attributed)
         tick = make_event("fx.clock.set", {"now": settle.isoformat()}, time=settle, source="/fxctl")
         await publish(bootstrap, namespace + CLOCK, [tick])
 
