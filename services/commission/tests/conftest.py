@@ -189,6 +189,20 @@ def harness(store_url: str) -> Iterator[Harness]:
     harness.engine.dispose()
 
 
+TIERS = Terms(
+    default_rate_bps=1000, settlement_hold=timedelta(days=7), tiers=2, tier2_default_rate_bps=500
+)
+"""FX_COMMISSION_TIERS=2, tier-2 rate 5 % in plan version 0."""
+
+
+@pytest.fixture
+def tiers(store_url: str) -> Iterator[Harness]:
+    """A harness with the second tier on (`TIERS`)."""
+    harness = Harness(fresh_engine(store_url), TIERS)
+    yield harness
+    harness.engine.dispose()
+
+
 @pytest.fixture
 def make_harness() -> Callable[..., Harness]:
     """A fresh in-memory store per call (for property tests: one per example)."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from commission import domain, store
+from commission.domain import tiers
 from fx_common.contracts import attributions as att
 from fx_common.contracts import commissions as cm
 from fx_common.contracts import qualification as q
@@ -42,10 +43,12 @@ Keys = Mapping[str, Iterable[Any]]
 
 
 def attributed_keys(event: Event, data: att.OrderAttributed) -> Keys:
-    """What arrived for the order, its distributor's history, the plan in force at payment."""
+    """What arrived for the order, its distributor's history and recruiter, the plan in force
+    at payment."""
     return {
         "orders": [data.order_id],
         "distributors": [data.distributor_id],
+        "recruits": [data.distributor_id],
         "paid_at": [data.paid_at],
     }
 
@@ -57,23 +60,33 @@ def order_keys(
 
 
 def qualification_keys(event: Event, data: QualificationEvent) -> Keys:
-    """The distributor's history; a decisive change also needs their commissions."""
+    """The distributor's history; a decisive change also needs the commissions they earn or
+    are the source of, and (second tier) their recruits' orders."""
     decisive = QUALIFICATION_STATUS[type(data)] in domain.DECISIVE
-    return {"distributors": [data.user_id], "reassessed": [data.user_id] if decisive else []}
+    them = [data.user_id] if decisive else []
+    return {"distributors": [data.user_id], "reassessed": them, "recruiting": them}
 
 
 def recruiter_keys(event: Event, data: att.RecruiterRecorded) -> Keys:
-    return {"recruits": [data.distributor_id]}
+    """The recruit's recorded recruiter, and (second tier) every order of the recruit."""
+    return {"recruits": [data.distributor_id], "orders_of": [data.distributor_id],
+            "distributors": [data.distributor_id, data.recruiter_id]}  # fmt: skip
+
+
+def tier1_qualification_keys(event: Event, data: QualificationEvent) -> Keys:
+    """`FX_COMMISSION_TIERS=1`: no recruits' orders to load."""
+    return {**qualification_keys(event, data), "recruiting": []}
 
 
 def make_handlers(terms: domain.Terms) -> list[On[Any]]:
     """The handlers under `terms`, with the contract models they handle and what they load."""
     handlers = CommissionHandlers(terms)
+    qualification = qualification_keys if terms.tiers == 2 else tier1_qualification_keys
     return [
         On((att.OrderAttributed,), handlers.on_attributed, keys=attributed_keys),
         On((att.AttributedOrderCompleted,), handlers.on_completed, keys=order_keys),
         On((att.AttributedOrderRefunded,), handlers.on_refunded, keys=order_keys),
-        On(tuple(QUALIFICATION_STATUS), handlers.on_qualification, keys=qualification_keys),
+        On(tuple(QUALIFICATION_STATUS), handlers.on_qualification, keys=qualification),
         On((att.RecruiterRecorded,), handlers.on_recruiter, keys=recruiter_keys),
     ]
 
@@ -92,10 +105,11 @@ class CommissionHandlers:
         batch.add_order(
             data.order_id, data.distributor_id, data.buyer_id, data.basis, data.paid_at, event.id
         )
-        plan = batch.plans.at(data.paid_at, self.terms.default_rate_bps)
+        plan = batch.plans.at(data.paid_at, *self._version0)
         fate = domain.assess(data.paid_at, batch.history[data.distributor_id])
         completed_at = batch.completed_at.get(data.order_id)
         refunds = batch.refund_lines(data.order_id)
+        lines = []
         for line in data.lines:
             commission, changes = domain.accrue_line(
                 distributor_id=data.distributor_id,
@@ -112,6 +126,39 @@ class CommissionHandlers:
                 settlement_hold=self.terms.settlement_hold,
             )
             _record(uow, commission, changes)
+            lines.append(commission)
+        self._second_tier(uow, event, data.distributor_id, lines)
+
+    def _second_tier(
+        self, uow: Uow, event: Event, recruit: str, lines: list[domain.Commission]
+    ) -> None:
+        """`FX_COMMISSION_TIERS=2`: the recruit's recruiter's tier-2 line on each of `lines`
+        (tier-1 lines of `recruit`) that has none yet and is due one."""
+        batch = uow.repo
+        recruiter = batch.recruiter_of.get(recruit)
+        if self.terms.tiers != 2 or recruiter is None:
+            return
+        for tier1 in lines:
+            known = domain.commission_id_for(tier1.order_id, tier1.line_id, 2)
+            if known in batch.commissions:
+                continue
+            made = tiers.second_tier(
+                recruiter_id=recruiter,
+                tier1=tier1,
+                recruit=batch.history[recruit],
+                recruiter=batch.history[recruiter],
+                plan=batch.plans.at(tier1.paid_at, *self._version0),
+                at=event.time,
+                completed_at=batch.completed_at.get(tier1.order_id),
+                refunds=batch.refund_lines(tier1.order_id),
+                settlement_hold=self.terms.settlement_hold,
+            )
+            if made is not None:
+                _record(uow, *made)
+
+    @property
+    def _version0(self) -> tuple[int, int]:
+        return self.terms.default_rate_bps, self.terms.tier2_default_rate_bps
 
     def on_completed(self, uow: Uow, event: Event, data: att.AttributedOrderCompleted) -> None:
         batch = uow.repo
@@ -143,10 +190,11 @@ class CommissionHandlers:
         batch.add_status_change(user_id, status, event.time, event.id)
         if status not in domain.DECISIVE:
             return
-        history = batch.history[user_id]
         for commission in batch.open_or_settled_of(user_id):
-            fate = domain.assess(commission.paid_at, history)
+            fate = tiers.fate_of(commission, batch.history)
             _record(uow, commission, commission.apply_fate(fate))
+        for recruit in batch.recruits_of.get(user_id, ()):
+            self._second_tier(uow, event, recruit, batch.tier1_lines_of(recruit))
 
     def on_recruiter(self, uow: Uow, event: Event, data: att.RecruiterRecorded) -> None:
         """Keep the recruit's recruiter: the first recorded stands, never the recruit."""
@@ -154,6 +202,7 @@ class CommissionHandlers:
         if recruit in batch.recruiter_of or data.recruiter_id == recruit:
             return
         batch.add_recruiter(recruit, data.recruiter_id, data.binding_id, data.applied_at, event.id)
+        self._second_tier(uow, event, recruit, batch.tier1_lines_of(recruit))
 
 
 def on_tick(uow: Uow, now: datetime) -> None:
@@ -185,6 +234,8 @@ def _record(uow: Uow, commission: domain.Commission, changes: list[domain.Change
 
 def _event_for(c: domain.Commission, change: domain.Change) -> ContractModel | None:
     ids = {
+        "tier": c.tier,
+        "source_distributor_id": c.source_distributor_id,
         "commission_id": c.commission_id,
         "distributor_id": c.distributor_id,
         "order_id": c.order_id,

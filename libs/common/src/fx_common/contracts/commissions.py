@@ -1,8 +1,10 @@
 """`fx.commissions.v1`: the lifecycle of each commission (producer: commission).
 
-Kafka key: `distributor_id`. A commission is earned on one order line; `commission_id`
-identifies it across all its events. Amounts are integer fen; the per-line amount is
-`floor(paid_amount_fen × rate_bps / 10000)`.
+Kafka key: `distributor_id` (who earns it). A commission is earned on one order line and
+tier; `commission_id` identifies it across all its events. Amounts are integer fen; the
+per-line amount is `floor(paid_amount_fen × rate_bps / 10000)`. Tier 2 (the second tier,
+`FX_COMMISSION_TIERS=2`): the recruiter's commission on an order attributed to their recruit,
+`source_distributor_id`.
 """
 
 from typing import Literal
@@ -44,6 +46,16 @@ class CommissionEvent(ContractModel):
     line_id: StrictId | None = Field(default=None, description="The order line it was earned on.")
     plan_version: Count | None = Field(
         default=None, description="Version of the rate plan snapshotted on the commission."
+    )
+    tier: Literal[1, 2] = Field(
+        default=1,
+        description="1: the attributed distributor's commission; 2: their recruiter's (the "
+        "second tier). Absent: 1.",
+    )
+    source_distributor_id: StrictId | None = Field(
+        default=None,
+        description="Tier 2: the recruit whose attributed order earned it (`distributor_id` "
+        "is the recruiter).",
     )
 
 

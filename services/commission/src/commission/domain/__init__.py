@@ -29,10 +29,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from commission.domain.fate import DECISIVE as DECISIVE
+from commission.domain.fate import Fate as Fate
+from commission.domain.fate import QualificationStatus as QualificationStatus
+from commission.domain.fate import StatusChange as StatusChange
+from commission.domain.fate import assess as assess
 from commission.domain.rates import Quote as Quote
 from commission.domain.rates import Rate as Rate
 from commission.domain.rates import RateBasis as RateBasis
 from commission.domain.rates import RatePlan as RatePlan
+from commission.domain.rates import Tier as Tier
 from commission.domain.rates import schedule_refusal as schedule_refusal
 from fx_common.money import pro_rata
 
@@ -42,8 +48,6 @@ OPEN: frozenset[Status] = frozenset({"held", "pending", "frozen"})
 """Not settled and not voided: refunds reduce the amount, a failure or revocation voids it."""
 
 ChangeKind = Literal["accrued", "released", "frozen", "adjusted", "voided", "settled", "reversed"]
-QualificationStatus = Literal["applied", "assessing", "qualified", "failed", "revoked"]
-DECISIVE: frozenset[QualificationStatus] = frozenset({"qualified", "failed", "revoked"})
 
 VOID_FAILED = "assessment failed"
 VOID_REVOKED = "distributor revoked"
@@ -52,70 +56,26 @@ VOID_REFUNDED = "fully refunded"
 _COMMISSION_NAMESPACE = uuid.UUID("0b6f6c55-2f8e-4d1e-9a51-6c3f1d6a7c21")
 
 
-def commission_id_for(order_id: str, line_id: str) -> str:
-    """One commission per order line, with the same id on every replay."""
-    return str(uuid.uuid5(_COMMISSION_NAMESPACE, f"{order_id}|{line_id}"))
+def commission_id_for(order_id: str, line_id: str, tier: Tier = 1) -> str:
+    """One commission per order line and tier, with the same id on every replay (tier 1 keeps
+    the id it had before there were tiers)."""
+    name = f"{order_id}|{line_id}" if tier == 1 else f"{order_id}|{line_id}|tier{tier}"
+    return str(uuid.uuid5(_COMMISSION_NAMESPACE, name))
 
 
 @dataclass(frozen=True)
 class Terms:
-    """The configured terms of the programme (FX_DEFAULT_RATE_BPS, FX_SETTLEMENT_HOLD)."""
+    """The configured terms of the programme (FX_DEFAULT_RATE_BPS, FX_SETTLEMENT_HOLD,
+    FX_COMMISSION_TIERS, FX_TIER2_DEFAULT_RATE_BPS)."""
 
     default_rate_bps: int
     """The rate of plan version 0, in force until a plan version is stored."""
     settlement_hold: timedelta
     """After-sales hold between an order's completion and the settlement of its commission."""
-
-
-# ── the distributor's qualification, as it bears on one order ─────────────────────────
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """One transition of a distributor, from fx.qualification.v1."""
-
-    status: QualificationStatus
-    at: datetime
-    seq: int
-    """Arrival order within the distributor (the topic is ordered per user): breaks ties."""
-
-
-@dataclass(frozen=True)
-class Fate:
-    """What the qualification history decides for commission on an order paid at some time.
-
-    Nothing set: undecided (held). `qualified_at`: earns (released at that time if held).
-    `failed_at`: voided. `revoked_at`: voided unless it settles at or before that time.
-    """
-
-    qualified_at: datetime | None = None
-    failed_at: datetime | None = None
-    revoked_at: datetime | None = None
-
-
-def assess(paid_at: datetime, history: Sequence[StatusChange]) -> Fate:
-    """The status at `paid_at` decides, else the first decisive transition after it.
-
-    Only qualified / failed / revoked decide anything; a `failed` before the payment decides
-    nothing, because the user may have re-applied and be assessing again at `paid_at`.
-    """
-    decisive = sorted((c for c in history if c.status in DECISIVE), key=lambda c: (c.at, c.seq))
-    before = [c for c in decisive if c.at <= paid_at]
-    after = [c for c in decisive if c.at > paid_at]
-    if before and before[-1].status == "revoked":
-        return Fate(revoked_at=before[-1].at)
-    if before and before[-1].status == "qualified":
-        qualified_at, later = before[-1].at, after
-    elif not after:
-        return Fate()
-    elif after[0].status == "failed":
-        return Fate(failed_at=after[0].at)
-    elif after[0].status == "revoked":
-        return Fate(revoked_at=after[0].at)
-    else:
-        qualified_at, later = after[0].at, after[1:]
-    revoked_at = next((c.at for c in later if c.status == "revoked"), None)
-    return Fate(qualified_at=qualified_at, revoked_at=revoked_at)
+    tiers: Tier = 1
+    """FX_COMMISSION_TIERS: 2 also pays each recruit's recruiter a tier-2 line."""
+    tier2_default_rate_bps: int = 0
+    """FX_TIER2_DEFAULT_RATE_BPS: the tier-2 rate of plan version 0."""
 
 
 # ── one commission ────────────────────────────────────────────────────────────────────
@@ -185,6 +145,10 @@ class Commission:
     reversed_fen: int = 0
     voided_fen: int = 0
     void_reason: str | None = None
+    tier: Tier = 1
+    source_distributor_id: str | None = None
+    """Tier 2: the recruit whose attributed order earned it (`distributor_id` is the
+    recruiter). None for tier 1."""
 
     @classmethod
     def accrue(
@@ -197,12 +161,15 @@ class Commission:
         plan: RatePlan,
         fate: Fate,
         at: datetime,
+        tier: Tier = 1,
+        source_distributor_id: str | None = None,
     ) -> tuple[Commission, Change]:
-        """Held unless the distributor is already known to have qualified for this order."""
-        quote = plan.quote(line.sku, line.category, line.quantity, line.paid_amount_fen)
+        """Held unless the distributor (tier 2: the recruit) is already known to have
+        qualified for this order."""
+        quote = plan.quote(line.sku, line.category, line.quantity, line.paid_amount_fen, tier)
         status: Status = "pending" if fate.qualified_at is not None else "held"
         commission = cls(
-            commission_id=commission_id_for(order_id, line.line_id),
+            commission_id=commission_id_for(order_id, line.line_id, tier),
             distributor_id=distributor_id,
             order_id=order_id,
             line_id=line.line_id,
@@ -218,6 +185,8 @@ class Commission:
             accrued_fen=quote.amount_fen,
             status=status,
             amount_fen=quote.amount_fen,
+            tier=tier,
+            source_distributor_id=source_distributor_id,
         )
         accrued = Change("accrued", at, None, status, 0, quote.amount_fen, quote.amount_fen)
         return commission, accrued
@@ -343,6 +312,8 @@ def accrue_line(
     completed_at: datetime | None,
     refunds: Sequence[RefundLine],
     settlement_hold: timedelta,
+    tier: Tier = 1,
+    source_distributor_id: str | None = None,
 ) -> tuple[Commission, list[Change]]:
     """The commission of an attributed line, with what arrived before its attribution.
 
@@ -352,7 +323,7 @@ def accrue_line(
     """
     commission, accrued = Commission.accrue(
         distributor_id=distributor_id, order_id=order_id, line=line, paid_at=paid_at,
-        plan=plan, fate=fate, at=at,
+        plan=plan, fate=fate, at=at, tier=tier, source_distributor_id=source_distributor_id,
     )  # fmt: skip
     changes = [accrued]
     if completed_at is not None:

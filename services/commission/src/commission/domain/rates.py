@@ -11,6 +11,8 @@ from typing import Literal
 from fx_common.money import BPS_DENOMINATOR, apply_bps
 
 RateBasis = Literal["sku", "category", "default"]
+Tier = Literal[1, 2]
+"""1: the attributed distributor's commission; 2: their recruiter's (FX_COMMISSION_TIERS=2)."""
 
 
 @dataclass(frozen=True)
@@ -43,27 +45,40 @@ class Quote:
 
 @dataclass(frozen=True)
 class RatePlan:
-    """A version of the rate plan: a default rate, overridden per category, then per SKU."""
+    """A version of the rate plan: a default rate, overridden per category, then per SKU; the
+    same again for the second tier (the recruiter's share, 0 unless set)."""
 
     version: int
     default_rate_bps: int
     by_category: Mapping[str, Rate] = field(default_factory=dict)
     by_sku: Mapping[str, Rate] = field(default_factory=dict)
+    tier2_default_rate_bps: int = 0
+    tier2_by_category: Mapping[str, Rate] = field(default_factory=dict)
+    tier2_by_sku: Mapping[str, Rate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.version < 0:
             raise ValueError("plan version must not be negative")
         Rate(rate_bps=self.default_rate_bps)
+        Rate(rate_bps=self.tier2_default_rate_bps)
 
-    def rate_for(self, sku: str, category: str | None) -> tuple[Rate, RateBasis]:
-        if sku in self.by_sku:
-            return self.by_sku[sku], "sku"
-        if category is not None and category in self.by_category:
-            return self.by_category[category], "category"
-        return Rate(rate_bps=self.default_rate_bps), "default"
+    def rate_for(self, sku: str, category: str | None, tier: Tier = 1) -> tuple[Rate, RateBasis]:
+        """SKU beats category beats default, within the tier's own rules."""
+        by_sku, by_category, default = (
+            (self.by_sku, self.by_category, self.default_rate_bps)
+            if tier == 1
+            else (self.tier2_by_sku, self.tier2_by_category, self.tier2_default_rate_bps)
+        )
+        if sku in by_sku:
+            return by_sku[sku], "sku"
+        if category is not None and category in by_category:
+            return by_category[category], "category"
+        return Rate(rate_bps=default), "default"
 
-    def quote(self, sku: str, category: str | None, quantity: int, paid_amount_fen: int) -> Quote:
-        rate, basis = self.rate_for(sku, category)
+    def quote(
+        self, sku: str, category: str | None, quantity: int, paid_amount_fen: int, tier: Tier = 1
+    ) -> Quote:
+        rate, basis = self.rate_for(sku, category, tier)
         if rate.rate_bps is not None:
             amount = apply_bps(paid_amount_fen, rate.rate_bps)
             return Quote(amount, rate.rate_bps, None, basis, self.version)

@@ -46,34 +46,78 @@ class Repository:
         self.refunds: dict[str, list[domain.RefundLine]] = {}
         self.history: dict[str, list[domain.StatusChange]] = {}
         self.recruiter_of: dict[str, str] = {}
-        """The recorded recruiter of each of the `recruits` loaded that has one."""
+        """The recorded recruiter of each of the `recruits` (and recruits of `recruiting`)
+        loaded that has one."""
+        self.recruits_of: dict[str, list[str]] = {}
+        """The recruits of each of the `recruiting` loaded."""
         self.plans = Plans([], {})
         self.commissions: dict[str, domain.Commission] = {}
         self._of_order: dict[str, list[domain.Commission]] = {}
         self._of_distributor: dict[str, list[domain.Commission]] = {}
+        self._of_source: dict[str, list[domain.Commission]] = {}
         self._changed = ChangedRows(CommissionRecord)
         self.board_items: list[Item] = []
         """What this unit of work adds to the `earned` leaderboard (`commission.board`)."""
         uow.before_flush(self.write)
 
     def load(self, keys: Keys) -> None:
-        """What arrived for `keys["orders"]` and their commissions; the qualification history
-        of `keys["distributors"]`; the open and settled commissions of `keys["reassessed"]`
-        distributors; the plan versions in force at `keys["paid_at"]`."""
-        orders, distributors = keys.get("orders", set()), keys.get("distributors", set())
-        reassessed, paid_at = keys.get("reassessed", set()), sorted(keys.get("paid_at", ()))
+        """What arrived for `keys["orders"]` and for every order of `keys["orders_of"]`
+        distributors, and their commissions (both tiers); the recorded recruiter of
+        `keys["recruits"]` and the recruits of `keys["recruiting"]` (their orders too); the
+        open and settled commissions of `keys["reassessed"]` distributors, as earner or as
+        source; the qualification history of `keys["distributors"]` and of everyone those
+        commissions and recruiters name; the plan versions in force at `keys["paid_at"]` and
+        at the payment of the whole-order lists loaded."""
         connection = self.uow.session.connection()
+        self._load_recruiters(
+            connection, keys.get("recruits", set()), keys.get("recruiting", set())
+        )
+        whole = keys.get("orders_of", set()) | {
+            recruit
+            for recruiter in keys.get("recruiting", ())
+            for recruit in self.recruits_of[recruiter]
+        }
+        order = table_of(OrderRecord)
+        of_whole = sa.select(order.c.order_id)
+        orders = keys.get("orders", set()) | {
+            row[0] for row in rows_in(connection, of_whole, order.c.distributor_id, whole)
+        }
+        reassessed, paid_at = keys.get("reassessed", set()), set(keys.get("paid_at", ()))
+        self.refunds.update({order_id: [] for order_id in orders})
+        self._of_order.update({order_id: [] for order_id in orders})
+        self._of_distributor.update({distributor: [] for distributor in reassessed})
+        self._of_source.update({distributor: [] for distributor in reassessed})
+        self._load_orders(connection, orders)
+        commission = table_of(CommissionRecord)
+        held = sa.select(commission).where(commission.c.status.in_(sorted(_OPEN_OR_SETTLED)))
+        self._keep(rows_in(connection, held, commission.c.distributor_id, reassessed))
+        self._keep(rows_in(connection, held, commission.c.source_distributor_id, reassessed))
+        people = keys.get("distributors", set()) | set(self.recruiter_of.values()) | whole
+        for c in self.commissions.values():
+            people |= {c.distributor_id, c.source_distributor_id} - {None}
+        self._load_history(connection, people)
+        paid_at |= {c.paid_at for c in self.commissions.values() if c.distributor_id in whole}
+        if paid_at:
+            self.plans = plans_at(connection, sorted(paid_at))
+
+    def _load_recruiters(
+        self, connection: sa.Connection, recruits: set[str], recruiting: set[str]
+    ) -> None:
         recruiter = table_of(RecruiterRecord)
         recorded = sa.select(recruiter.c.distributor_id, recruiter.c.recruiter_id)
         for recruit, recruiter_id in rows_in(
-            connection, recorded, recruiter.c.distributor_id, keys.get("recruits", set())
+            connection, recorded, recruiter.c.distributor_id, recruits
         ):
             self.recruiter_of[recruit] = recruiter_id
-        self.refunds.update({order_id: [] for order_id in orders})
+        self.recruits_of.update({recruiter_id: [] for recruiter_id in recruiting})
+        for recruit, recruiter_id in rows_in(
+            connection, recorded, recruiter.c.recruiter_id, recruiting
+        ):
+            self.recruiter_of[recruit] = recruiter_id
+            self.recruits_of[recruiter_id].append(recruit)
+
+    def _load_history(self, connection: sa.Connection, distributors: set[str]) -> None:
         self.history.update({distributor: [] for distributor in distributors})
-        self._of_order.update({order_id: [] for order_id in orders})
-        self._of_distributor.update({distributor: [] for distributor in reassessed})
-        self._load_orders(connection, orders)
         change = table_of(StatusChangeRecord)
         history = sa.select(
             change.c.distributor_id, change.c.status, change.c.occurred_at, change.c.id
@@ -82,11 +126,6 @@ class Repository:
             connection, history, change.c.distributor_id, distributors
         ):
             self.history[distributor].append(domain.StatusChange(status, at, seq))
-        commission = table_of(CommissionRecord)
-        held = sa.select(commission).where(commission.c.status.in_(sorted(_OPEN_OR_SETTLED)))
-        self._keep(rows_in(connection, held, commission.c.distributor_id, reassessed))
-        if paid_at:
-            self.plans = plans_at(self.uow.session.connection(), paid_at)
 
     def _load_orders(self, connection: sa.Connection, orders: set[str]) -> None:
         order, completion, refund, commission = (
@@ -165,6 +204,8 @@ class Repository:
             binding_id=binding_id, applied_at=applied_at, event_id=event_id,
         )  # fmt: skip
         self.recruiter_of[distributor_id] = recruiter_id
+        if recruiter_id in self.recruits_of:
+            self.recruits_of[recruiter_id].append(distributor_id)
 
     # --- qualification history
 
@@ -187,14 +228,26 @@ class Repository:
     # --- commissions
 
     def commissions_of_order(self, order_id: str) -> list[domain.Commission]:
-        return sorted(self._of_order[order_id], key=lambda c: c.line_id)
+        return sorted(self._of_order[order_id], key=lambda c: (c.line_id, c.tier))
 
     def open_or_settled_of(self, distributor_id: str) -> list[domain.Commission]:
-        """Oldest payment first."""
+        """The open and settled commissions the distributor earns or (tier 2) is the source
+        of, oldest payment first."""
+        related = {c.commission_id: c for c in self._of_distributor[distributor_id]}
+        related |= {c.commission_id: c for c in self._of_source[distributor_id]}
         return sorted(
-            (c for c in self._of_distributor[distributor_id] if c.status in _OPEN_OR_SETTLED),
-            key=lambda c: (c.paid_at, c.order_id, c.line_id),
+            (c for c in related.values() if c.status in _OPEN_OR_SETTLED),
+            key=lambda c: (c.paid_at, c.order_id, c.line_id, c.tier),
         )
+
+    def tier1_lines_of(self, distributor_id: str) -> list[domain.Commission]:
+        """The distributor's own (tier-1) lines, oldest payment first: complete only for the
+        `orders_of` and recruits of `recruiting` loaded."""
+        return sorted(
+            (c for c in self.commissions.values()
+             if c.tier == 1 and c.distributor_id == distributor_id),
+            key=lambda c: (c.paid_at, c.order_id, c.line_id),
+        )  # fmt: skip
 
     def due_for_settlement(self, now: datetime) -> list[domain.Commission]:
         """Read from the store, any distributor's, so the batch's changes are written first."""
@@ -259,6 +312,9 @@ class Repository:
             self._of_order[commission.order_id].append(commission)
         if commission.distributor_id in self._of_distributor:
             self._of_distributor[commission.distributor_id].append(commission)
+        source = commission.source_distributor_id
+        if source is not None and source in self._of_source:
+            self._of_source[source].append(commission)
 
 
 def _row(commission: domain.Commission) -> dict[str, Any]:

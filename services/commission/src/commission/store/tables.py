@@ -40,6 +40,7 @@ class CommissionRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_cm_commission_due", "status", "settle_at"),
         Index("ix_cm_commission_distributor", "distributor_id", "status", "paid_at"),
+        Index("ix_cm_commission_source", "source_distributor_id", "status"),
     )
     commission_id: str = Field(primary_key=True, max_length=64)
     distributor_id: str = Field(max_length=128)
@@ -64,6 +65,10 @@ class CommissionRecord(SQLModel, table=True):
     reversed_fen: int = Field(default=0, sa_type=sa.BigInteger)
     voided_fen: int = Field(default=0, sa_type=sa.BigInteger)
     void_reason: str | None = Field(default=None, max_length=200)
+    tier: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    """1: the attributed distributor's; 2: their recruiter's (FX_COMMISSION_TIERS=2)."""
+    source_distributor_id: str | None = Field(default=None, max_length=128)
+    """Tier 2: the recruit whose attributed order earned it."""
 
 
 class AuditRecord(SQLModel, table=True):
@@ -126,6 +131,7 @@ class PlanVersionRecord(SQLModel, table=True):
     __tablename__ = "cm_plan_version"
     version: int = Field(primary_key=True)
     default_rate_bps: int
+    tier2_default_rate_bps: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     effective_from: datetime = _utc(index=True)
     created_at: datetime | None = _utc(nullable=True)
     created_by: str | None = Field(default=None, max_length=128)
@@ -133,7 +139,8 @@ class PlanVersionRecord(SQLModel, table=True):
 
 
 class PlanRateRecord(SQLModel, table=True):
-    """An override of a plan version: for a `sku` or a `category`."""
+    """An override of a plan version: for a `sku` or a `category`, or (the second tier's)
+    a `tier2_sku` or a `tier2_category`."""
 
     __tablename__ = "cm_plan_rate"
     version: int = Field(primary_key=True)
