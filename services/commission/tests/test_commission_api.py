@@ -273,6 +273,7 @@ def test_ops_create_the_next_version_in_force_from_now_by_default(client: TestCl
         "version": 1, "default_rate_bps": 800,
         "categories": {"oolong": {"rate_bps": 1500, "fen_per_unit": None}},
         "skus": {"gift-box": {"rate_bps": None, "fen_per_unit": 2000}},
+        "tier2_default_rate_bps": 0, "tier2_categories": {}, "tier2_skus": {},
         "effective_from": "2026-03-15T02:00:00Z", "created_at": "2026-03-15T02:00:00Z",
         "created_by": "ops-1",
     }  # fmt: skip

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from commission import board, domain, store
-from commission.plan_api import PlanOut, plan_out, plan_router, settings_of
+from commission.plan_api import PlanOut, plan_out, plan_router, settings_of, version0
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.http_fields import PathId
 from fx_common.leaderboard_http import router_for
@@ -63,6 +63,11 @@ class CommissionOut(BaseModel):
     reversed_fen: int = _d("Clawed back after settlement by refunds or a revocation.")
     voided_fen: int = _d("Cancelled before settlement (what it was worth when voided).")
     void_reason: str | None
+    tier: domain.Tier = _d(
+        "1: earned on the distributor's own attributed order; 2: the second tier, earned on "
+        "an order of a distributor they recruited (FX_COMMISSION_TIERS=2)."
+    )
+    source_distributor_id: str | None = _d("Tier 2: the recruit whose order earned it.")
 
 
 class CommissionPage(BaseModel):
@@ -202,7 +207,11 @@ def order_detail(
         order = store.order(session, order_id)
         if order is None or order.distributor_id != distributor_id:
             raise ApiError(404, "not_found", f"no order {order_id} for {distributor_id}")
-        rows = store.commissions_of_order(session, order_id)
+        rows = [
+            row
+            for row in store.commissions_of_order(session, order_id)
+            if row.distributor_id == distributor_id
+        ]  # fmt: skip (the recruiter's tier-2 lines are theirs, not the distributor's)
         completed = store.completion(session, order_id)
         history = store.audit_of(session, [row.commission_id for row in rows])
         return OrderDetail(
@@ -244,7 +253,7 @@ def product_commission(
 ) -> ProductCommission:
     """What one unit at `price_fen` earns under the plan in force now."""
     with Session(runtime.engine) as session:
-        plan = store.plan_at(session, runtime.clock.now(), settings_of(runtime).default_rate_bps)
+        plan = store.plan_at(session, runtime.clock.now(), *version0(runtime))
     quote = plan.quote(sku, category, 1, price_fen)
     return ProductCommission(
         sku=sku,
@@ -270,7 +279,7 @@ def commission_audit(
         row = session.get(store.CommissionRecord, commission_id)
         if row is None or row.distributor_id != distributor_id:
             raise ApiError(404, "not_found", f"no commission {commission_id} for {distributor_id}")
-        versions = store.plan_versions(session, settings_of(runtime).default_rate_bps)
+        versions = store.plan_versions(session, *version0(runtime))
         plan = next(v for v in versions if v.plan.version == row.plan_version)
         facts = store.facts_of(session, row)
         history = store.audit_of(session, [commission_id])

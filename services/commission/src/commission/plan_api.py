@@ -42,6 +42,11 @@ IfMatch = Annotated[
         description='The version this edit changes, as its ETag (`"3"`); required.',
     ),
 ]
+TierParam = Annotated[
+    int,
+    Query(ge=1, le=2, description="Whose rules: 1, the distributor's (default); 2, the "
+          "second tier's (FX_COMMISSION_TIERS=2)."),
+]  # fmt: skip
 EffectiveFrom = Annotated[
     Rfc3339 | None,
     Query(description="When the new version takes effect: now (the clock port's) by default."),
@@ -92,7 +97,7 @@ def _keys_schema(schema: dict[str, Any]) -> None:
     """pydantic states the keys' pattern as `patternProperties`, which lets keys outside it
     through with any value; say it as `propertyNames` so the schema refuses them, as the
     service does."""
-    for name in ("categories", "skus"):
+    for name in ("categories", "skus", "tier2_categories", "tier2_skus"):
         field = schema["properties"][name]
         pattern, rule = next(iter(field.pop("patternProperties").items()))
         field["propertyNames"] = {**field.get("propertyNames", {}), "pattern": pattern}
@@ -106,6 +111,13 @@ class PlanIn(BaseModel):
     default_rate_bps: Bps = Field(description="Rate of lines no override matches, in bps.")
     categories: dict[StrictId, RateRule] = Field(default_factory=dict)
     skus: dict[StrictId, RateRule] = Field(default_factory=dict)
+    tier2_default_rate_bps: Bps = Field(
+        default=0,
+        description="The second tier's rate (FX_COMMISSION_TIERS=2) of lines no tier-2 "
+        "override matches, in bps; omitted: 0.",
+    )
+    tier2_categories: dict[StrictId, RateRule] = Field(default_factory=dict)
+    tier2_skus: dict[StrictId, RateRule] = Field(default_factory=dict)
     effective_from: Rfc3339 | None = Field(
         default=None, description="When it takes effect: now (the clock port's) by default."
     )
@@ -119,6 +131,11 @@ class PlanOut(BaseModel):
     default_rate_bps: int = Field(description="Rate of lines no override matches, in bps.")
     categories: dict[str, RateRule]
     skus: dict[str, RateRule]
+    tier2_default_rate_bps: int = Field(
+        description="The second tier's rate of lines no tier-2 override matches, in bps."
+    )
+    tier2_categories: dict[str, RateRule]
+    tier2_skus: dict[str, RateRule]
     effective_from: datetime | None = Field(
         description="When it takes effect; null for version 0 (in force until version 1)."
     )
@@ -151,18 +168,26 @@ def plan_out(stored: store.StoredPlan) -> PlanOut:
         default_rate_bps=stored.plan.default_rate_bps,
         categories=rules(stored.plan.by_category),
         skus=rules(stored.plan.by_sku),
+        tier2_default_rate_bps=stored.plan.tier2_default_rate_bps,
+        tier2_categories=rules(stored.plan.tier2_by_category),
+        tier2_skus=rules(stored.plan.tier2_by_sku),
         effective_from=stored.effective_from,
         created_at=stored.created_at,
         created_by=stored.created_by,
     )
 
 
+def version0(runtime: ServiceRuntime) -> tuple[int, int]:
+    """The configured rates of plan version 0: tier 1's and tier 2's."""
+    settings = settings_of(runtime)
+    return settings.default_rate_bps, settings.tier2_default_rate_bps
+
+
 def _versions(runtime: ServiceRuntime) -> tuple[list[store.StoredPlan], store.StoredPlan]:
     """Every plan version, and the one in force now (as an order paid now would use)."""
-    default_rate_bps = settings_of(runtime).default_rate_bps
     with Session(runtime.engine) as session:
-        versions = store.plan_versions(session, default_rate_bps)
-        in_force = store.plan_at(session, runtime.clock.now(), default_rate_bps).version
+        versions = store.plan_versions(session, *version0(runtime))
+        in_force = store.plan_at(session, runtime.clock.now(), *version0(runtime)).version
     return versions, next(v for v in versions if v.plan.version == in_force)
 
 
@@ -211,7 +236,7 @@ def _create(
     named = _named_version(if_match)
 
     def create(uow: UnitOfWork) -> store.StoredPlan:
-        latest = store.plan_versions(uow.session, settings_of(runtime).default_rate_bps)[-1]
+        latest = store.plan_versions(uow.session, *version0(runtime))[-1]
         refusal = plan_edit.version_refusal(named, latest.plan.version)
         if refusal is not None:
             raise refusal
@@ -267,6 +292,11 @@ def edit_plan(
             body.default_rate_bps,
             {k: _rate(r) for k, r in body.categories.items()},
             {k: _rate(r) for k, r in body.skus.items()},
+            (
+                body.tier2_default_rate_bps,
+                {k: _rate(r) for k, r in body.tier2_categories.items()},
+                {k: _rate(r) for k, r in body.tier2_skus.items()},
+            ),
         ),
     )
     return _answer(created, response)
@@ -281,8 +311,10 @@ def _override(
     response: Response,
     if_match: str | None,
     effective_from: datetime | None,
+    tier: int,
 ) -> PlanOut:
-    edit = plan_edit.OverrideEdit(scope, key, _rate(rule) if rule is not None else None)
+    rate = _rate(rule) if rule is not None else None
+    edit = plan_edit.OverrideEdit(scope, key, rate, 2 if tier == 2 else 1)
     created = _create(
         runtime,
         who_sub,
@@ -302,9 +334,10 @@ def set_sku_override(
     response: Response,
     if_match: IfMatch = None,
     effective_from: EffectiveFrom = None,
+    tier: TierParam = 1,
 ) -> PlanOut:
     """Ops: the next version with this SKU's override set; every other rule is kept."""
-    return _override("sku", sku, body, who.sub, runtime, response, if_match, effective_from)
+    return _override("sku", sku, body, who.sub, runtime, response, if_match, effective_from, tier)
 
 
 @plan_router.delete("/plan/skus/{sku}", responses={**EDIT["responses"], **errors(404)})
@@ -315,10 +348,11 @@ def remove_sku_override(
     response: Response,
     if_match: IfMatch = None,
     effective_from: EffectiveFrom = None,
+    tier: TierParam = 1,
 ) -> PlanOut:
     """Ops: the next version without this SKU's override (its category or the default
     applies again); every other rule is kept."""
-    return _override("sku", sku, None, who.sub, runtime, response, if_match, effective_from)
+    return _override("sku", sku, None, who.sub, runtime, response, if_match, effective_from, tier)
 
 
 @plan_router.put("/plan/categories/{category}", **EDIT)
@@ -330,10 +364,11 @@ def set_category_override(
     response: Response,
     if_match: IfMatch = None,
     effective_from: EffectiveFrom = None,
+    tier: TierParam = 1,
 ) -> PlanOut:
     """Ops: the next version with this category's override set; every other rule is kept."""
     return _override(
-        "category", category, body, who.sub, runtime, response, if_match, effective_from
+        "category", category, body, who.sub, runtime, response, if_match, effective_from, tier
     )
 
 
@@ -345,8 +380,9 @@ def remove_category_override(
     response: Response,
     if_match: IfMatch = None,
     effective_from: EffectiveFrom = None,
+    tier: TierParam = 1,
 ) -> PlanOut:
     """Ops: the next version without this category's override; every other rule is kept."""
     return _override(
-        "category", category, None, who.sub, runtime, response, if_match, effective_from
+        "category", category, None, who.sub, runtime, response, if_match, effective_from, tier
     )

@@ -13,21 +13,23 @@ Precedence when pricing a line: the SKU's override, else its category's, else th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from commission.domain import Rate, RatePlan
 
 Scope = Literal["sku", "category"]
+Tier = Literal[1, 2]
 
 
 @dataclass(frozen=True)
 class OverrideEdit:
-    """Set (`rate` given) or remove (`rate` None) one override."""
+    """Set (`rate` given) or remove (`rate` None) one override of a tier's rules."""
 
     scope: Scope
     key: str
     rate: Rate | None
+    tier: Tier = 1
 
 
 class EditRefused(Exception):
@@ -59,19 +61,26 @@ def replaced(
     default_rate_bps: int,
     by_category: Mapping[str, Rate],
     by_sku: Mapping[str, Rate],
+    tier2: tuple[int, Mapping[str, Rate], Mapping[str, Rate]] = (0, {}, {}),
 ) -> RatePlan:
-    """The next version: exactly the plan given."""
+    """The next version: exactly the plan given (`tier2`: the default rate, category and SKU
+    overrides of the second tier; none given: no tier-2 commission)."""
     return RatePlan(
         version=latest.version + 1,
         default_rate_bps=default_rate_bps,
         by_category=dict(by_category),
         by_sku=dict(by_sku),
+        tier2_default_rate_bps=tier2[0],
+        tier2_by_category=dict(tier2[1]),
+        tier2_by_sku=dict(tier2[2]),
     )
 
 
 def with_override(latest: RatePlan, edit: OverrideEdit) -> RatePlan:
-    """The next version: the latest with one override set or removed (404 if absent)."""
-    current = dict(latest.by_sku if edit.scope == "sku" else latest.by_category)
+    """The next version: the latest with one override of one tier set or removed (404 if
+    absent)."""
+    field = f"{'tier2_' if edit.tier == 2 else ''}by_{edit.scope}"
+    current = dict(getattr(latest, field))
     if edit.rate is not None:
         current[edit.key] = edit.rate
     elif edit.key in current:
@@ -80,11 +89,7 @@ def with_override(latest: RatePlan, edit: OverrideEdit) -> RatePlan:
         raise EditRefused(
             404,
             "no_such_override",
-            f"version {latest.version} has no {edit.scope} override for {edit.key!r}",
+            f"version {latest.version} has no {'tier-2 ' if edit.tier == 2 else ''}"
+            f"{edit.scope} override for {edit.key!r}",
         )
-    return RatePlan(
-        version=latest.version + 1,
-        default_rate_bps=latest.default_rate_bps,
-        by_category=current if edit.scope == "category" else dict(latest.by_category),
-        by_sku=current if edit.scope == "sku" else dict(latest.by_sku),
-    )
+    return replace(latest, version=latest.version + 1, **{field: current})

@@ -15,7 +15,6 @@ from commission.store.tables import TABLES, PlanRateRecord, PlanVersionRecord
 from fx_common import db
 from fx_common.repository import rows_in, table_of
 
-
 SCOPES = ("sku", "category", "tier2_sku", "tier2_category")
 """The overrides' scopes as stored (`cm_plan_rate.scope`)."""
 
