@@ -52,7 +52,8 @@ def test_the_plan_carries_tier2_rates_through_versions(client: TestClient) -> No
     zero = call(client, "GET", "/v1/plan").json()
     assert (zero["version"], zero["tier2_default_rate_bps"]) == (0, 500)  # the setting
     plan = {"default_rate_bps": 1000, "skus": {"tea": {"rate_bps": 2000}},
-            "tier2_default_rate_bps": 300, "tier2_categories": {"oolong": {"rate_bps": 400}}}  # fmt: skip
+            "tier2_default_rate_bps": 300,
+            "tier2_categories": {"oolong": {"rate_bps": 400}}}  # fmt: skip
     first = edit(client, "PUT", "/v1/plan", json=plan)
     assert first.status_code == 200, first.text
     assert (first.json()["tier2_default_rate_bps"], first.json()["tier2_categories"]) == (

@@ -92,4 +92,5 @@ def with_override(latest: RatePlan, edit: OverrideEdit) -> RatePlan:
             f"version {latest.version} has no {'tier-2 ' if edit.tier == 2 else ''}"
             f"{edit.scope} override for {edit.key!r}",
         )
-    return replace(latest, version=latest.version + 1, **{field: current})
+    changes: dict[str, object] = {"version": latest.version + 1, field: current}
+    return replace(latest, **changes)  # type: ignore[arg-type]
