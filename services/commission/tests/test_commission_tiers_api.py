@@ -100,3 +100,34 @@ def test_each_reads_the_tier_and_only_their_own_lines(client: TestClient, tiers:
     assert other.status_code == 403
     summary = call(client, "GET", "/v1/distributors/r-1/summary", sub="r-1", role="distributor")
     assert summary.json()["all_time"]["pending"] == 500
+
+
+def test_the_team_page_lists_the_recruits_with_status_orders_and_tier2(
+    client: TestClient, tiers: Harness
+) -> None:
+    tiers.qualification("qualified", NOW - 9 * DAY, user="r-1")
+    tiers.recruiter("d-1", "r-1", NOW - 6 * DAY)
+    tiers.qualification("qualified", NOW - 5 * DAY, user="d-1")
+    tiers.recruiter("d-2", "r-1", NOW - 4 * DAY)
+    tiers.qualification("assessment_started", NOW - 4 * DAY, user="d-2")
+    tiers.recruiter("d-3", "r-2", NOW - 4 * DAY)
+    tiers.attribute("o-1", {"l-1": 10000}, NOW - 2 * DAY)
+    tiers.attribute("o-2", {"l-1": 4000}, NOW - DAY, distributor="d-2")
+    tiers.refund("o-2", "rf-1", {"l-1": 4000}, NOW, distributor="d-2")
+    team = call(client, "GET", "/v1/distributors/r-1/team", sub="r-1", role="distributor")
+    assert team.status_code == 200, team.text
+    body = team.json()
+    assert (body["total"], body["page"], body["page_size"]) == (2, 1, 20)
+    zero = dict.fromkeys(("held", "pending", "frozen", "settled", "reversed", "voided"), 0)
+    assert [(m["distributor_id"], m["status"], m["orders"], m["tier2"]) for m in body["items"]] == [
+        ("d-2", "assessing", 1, zero | {"voided": 200}),
+        ("d-1", "qualified", 1, zero | {"pending": 500}),
+    ]
+    assert body["items"][1]["applied_at"] == "2026-03-09T02:00:00Z"
+    paged = call(client, "GET", "/v1/distributors/r-1/team?page=2&page_size=1")
+    assert [m["distributor_id"] for m in paged.json()["items"]] == ["d-1"]
+    assert paged.json()["total"] == 2
+    forbidden = call(client, "GET", "/v1/distributors/r-1/team", sub="d-1", role="distributor")
+    assert forbidden.status_code == 403
+    empty = call(client, "GET", "/v1/distributors/d-9/team", sub="d-9", role="distributor")
+    assert (empty.status_code, empty.json()["items"], empty.json()["total"]) == (200, [], 0)

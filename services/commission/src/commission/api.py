@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from commission import board, domain, store
 from commission.plan_api import PlanOut, plan_out, plan_router, settings_of, version0
+from commission.team_api import team_router
 from fx_common.http import ApiError, Auth, MallReader, Runtime, errors, require_reader
 from fx_common.http_fields import PathId
 from fx_common.leaderboard_http import router_for
@@ -307,3 +308,4 @@ def commission_audit(
 
 router.include_router(plan_router)
 router.include_router(router_for(board.BOARD))
+router.include_router(team_router)
