@@ -1,6 +1,8 @@
 """The walking-skeleton scenario: a candidate shares, a customer visits and buys three times,
 the candidate qualifies, the orders complete, the after-sales hold passes on the simulated
-clock, and the commission lands in the payout ledger.
+clock, and the commission lands in the payout ledger. With FX_COMMISSION_TIERS=2 a second
+customer of the candidate applies, qualifies on own orders and earns the candidate (their
+recruiter) a tier-2 commission on each (tier-2 rate FX_TIER2_DEFAULT_RATE_BPS, 5 % here).
 
     uv run python -m demo.scenario        (needs the broker: KAFKA_BOOTSTRAP_SERVERS)
     uv run python -m demo.scenario --keep (then the cluster and the console stay up: Ctrl-C)
@@ -34,6 +36,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SHARER, CUSTOMER = "u-lin", "c-wang"  # qualifies with three orders; buys three times
 FAILING, OTHER = "u-zhao", "c-li"  # one referred order, then the window closes short
 LAPSING = "c-chen"  # bound to u-lin, never buys: the protection lapses
+RECRUIT = "c-zhou"  # FX_COMMISSION_TIERS=2: bound to u-lin, applies, qualifies on own orders
 WITHDRAWAL = 5000
 OUTPUT_TOPICS = (
     topics.QUALIFICATION, topics.BINDINGS, topics.ATTRIBUTIONS, topics.COMMISSIONS, topics.PAYOUTS,
@@ -53,14 +56,18 @@ class Endpoints(Protocol):
 class Outcome:
     events: list[tuple[str, Event]] = field(default_factory=list)
     balance: dict[str, int] = field(default_factory=dict)
+    team: list[dict[str, Any]] = field(default_factory=list)
 
     def types(self) -> set[str]:
         return {event.type for _, event in self.events}
 
 
 class Scenario:
-    def __init__(self, cluster: Endpoints, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, cluster: Endpoints, say: Callable[[str], None] = print, tiers: int = 1
+    ) -> None:
         self.cluster = cluster
+        self.tiers = tiers
         self.ns = cluster.namespace
         self.say = say
         self.producer = AIOKafkaProducer(
@@ -155,9 +162,9 @@ class Scenario:
         for share, sharer in (("s-1", SHARER), ("s-2", FAILING)):
             data = {"share_id": share, "sharer_id": sharer, "product_sku": "tea-oolong"}
             await self.publish("mall.share.created", data, T0)
-        for minutes, (share, sharer, visitor) in enumerate(
-            [("s-1", SHARER, CUSTOMER), ("s-1", SHARER, LAPSING), ("s-2", FAILING, OTHER)], 1
-        ):
+        visits = [("s-1", SHARER, CUSTOMER), ("s-1", SHARER, LAPSING), ("s-2", FAILING, OTHER)]
+        visits += [("s-1", SHARER, RECRUIT)] if self.tiers == 2 else []
+        for minutes, (share, sharer, visitor) in enumerate(visits, 1):
             data = {"share_id": share, "sharer_id": sharer, "visitor_id": visitor}
             await self.publish("mall.share.visited", data, T0 + timedelta(minutes=minutes))
         await self.count("fx.binding.created", 3)
@@ -167,6 +174,8 @@ class Scenario:
         await self.pay("o-4", OTHER, T0 + timedelta(days=2), fen=19800)
         await self.wait_for(lambda o: "fx.distributor.qualified" in o.types())
         await self.count("fx.commission.accrued", 4)
+        if self.tiers == 2:
+            await self.second_tier()
 
         self.say(f"📦 {CUSTOMER} confirms receipt of o-1..o-3 on 03-07")
         for n in (1, 2, 3):
@@ -199,7 +208,41 @@ class Scenario:
         await self.set_clock(T0 + timedelta(days=200))
         outcome = await self.count("fx.binding.released", 3)
         outcome.balance = await self.balance()
+        outcome.team = await self.team() if self.tiers == 2 else []
         return outcome
+
+    async def second_tier(self) -> None:
+        """FX_COMMISSION_TIERS=2: u-lin's customer c-zhou applies (u-lin is recorded as the
+        recruiter), qualifies on three own orders, and each earns u-lin a tier-2 line."""
+        await self.set_clock(T0 + timedelta(days=3, hours=1))
+        self.say(f"👥 {RECRUIT}, bound to {SHARER}, applies: {SHARER} is the recruiter")
+        await self.apply_and_confirm(RECRUIT)
+        await self.count("fx.recruiter.recorded", 1)
+        # c-zhou shares too; the binding of its visitor also tells that referral-binding has
+        # read c-zhou's assessment start, so c-zhou's own orders are c-zhou's (basis self).
+        at = T0 + timedelta(days=3, minutes=90)
+        await self.publish("mall.share.created", {"share_id": "s-3", "sharer_id": RECRUIT}, at)
+        visit = {"share_id": "s-3", "sharer_id": RECRUIT, "visitor_id": "c-sun"}
+        await self.publish("mall.share.visited", visit, at)
+        await self.count("fx.binding.created", 5)
+        for n in (1, 2, 3):
+            await self.pay(f"o-z{n}", RECRUIT, T0 + timedelta(days=3, hours=1 + n), fen=25800)
+        await self.count("fx.commission.accrued", 10)  # 4 + 3 own lines + 3 tier-2 lines
+        await self.wait_for(
+            lambda o: sum(e.type == "fx.distributor.qualified" for _, e in o.events) >= 2
+        )
+        self.say(f"📦 {RECRUIT} confirms receipt of o-z1..o-z3 on 03-07")
+        for n in (1, 2, 3):
+            data = {"order_id": f"o-z{n}", "buyer_id": RECRUIT}
+            await self.publish("mall.order.completed", data, T0 + timedelta(days=5))
+        await self.count("fx.order.completed", 3)
+
+    async def team(self) -> list[dict[str, Any]]:
+        response = await self.http.get(
+            self.url("commission", f"/v1/distributors/{SHARER}/team"), headers=self.token(SHARER)
+        )
+        response.raise_for_status()
+        return list(response.json()["items"])
 
     async def balance(self) -> dict[str, int]:
         for _ in range(100):
@@ -276,7 +319,10 @@ def report_lines(outcome: Outcome) -> list[str]:
                 amount = (
                     f" {format_cny(d['amount_fen'])}" if d.get("amount_fen") is not None else ""
                 )
-                orders.setdefault(d["order_id"], []).append(f"{step}{amount} ({at:%m-%d})")
+                line = d["order_id"]
+                if d.get("tier") == 2:
+                    line += f" (tier 2, {d['source_distributor_id']}'s order)"
+                orders.setdefault(line, []).append(f"{step}{amount} ({at:%m-%d})")
         for order_id, steps in sorted(orders.items()):
             lines.append(f"    {order_id}: " + " → ".join(steps))
     lines.append("Bindings (protection 180 days, extended by every order):")
@@ -291,6 +337,12 @@ def report_lines(outcome: Outcome) -> list[str]:
             f"  {d['customer_id']} → {d['distributor_id']}: bound {at:%m-%d}, "
             f"extended {extended}×, {end}"
         )
+    for member in outcome.team:
+        tier2 = {k: format_cny(v) for k, v in member["tier2"].items() if v}
+        lines.append(
+            f"{SHARER}'s team: {member['distributor_id']} ({member['status']}, "
+            f"{member['orders']} orders) brought tier-2 commission {tier2 or 'none'}"
+        )
     balance = {k: format_cny(v) for k, v in outcome.balance.items() if k.endswith("_fen")}
     lines.append(
         f"{SHARER}'s balance: available {balance['available_fen']}, "
@@ -303,15 +355,16 @@ async def main(keep: bool = False) -> int:
     """The scenario; with `keep` (`make demo KEEP=1`) the cluster and the console stay up."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     namespace = f"demo-{uuid.uuid4().hex[:6]}."
+    tiers = 2 if os.environ.get("FX_COMMISSION_TIERS", "1").strip() == "2" else 1
+    env = {"FX_CLOCK": "simulated", "FX_LOG_LEVEL": "WARNING"}
+    if tiers == 2:  # the demo's tier-2 rate, unless one is configured: 5 %
+        env["FX_TIER2_DEFAULT_RATE_BPS"] = os.environ.get("FX_TIER2_DEFAULT_RATE_BPS", "500")
     with tempfile.TemporaryDirectory(prefix="fx-demo-") as tmp:
-        cluster = Cluster(
-            bootstrap, Path(tmp), namespace=namespace,
-            extra_env={"FX_CLOCK": "simulated", "FX_LOG_LEVEL": "WARNING"},
-        )  # fmt: skip
+        cluster = Cluster(bootstrap, Path(tmp), namespace=namespace, extra_env=env)
         print(f"Starting the four services (topics prefixed {namespace!r}, simulated clock)…")
         cluster.start_all()
         try:
-            print_report(await Scenario(cluster).run())
+            print_report(await Scenario(cluster, tiers=tiers).run())
             if keep:
                 await stay_up(cluster)
         finally:
