@@ -3,7 +3,7 @@ test, containers in `make compose-test`). Each check raises AssertionError namin
 
 from __future__ import annotations
 
-from demo.scenario import CUSTOMER, FAILING, LAPSING, OTHER, SHARER, WITHDRAWAL, Outcome
+from demo.scenario import CUSTOMER, FAILING, LAPSING, OTHER, RECRUIT, SHARER, WITHDRAWAL, Outcome
 from fx_common.logs import trace_id
 
 EXPECTED_TYPES = (
@@ -65,3 +65,31 @@ def check_outcome(outcome: Outcome, traces: dict[str, str]) -> None:
             assert trace_id(event.traceparent) == visit, event
     caused = [e for _, e in outcome.events if e.type == "fx.distributor.assessment_progressed"]
     assert all(trace_id(e.traceparent) for e in caused)  # through the attribution, too
+
+
+def check_second_tier(outcome: Outcome) -> None:
+    """FX_COMMISSION_TIERS=2 (tier-2 rate 5 %): c-zhou's recruiter is u-lin, and each of
+    c-zhou's three own orders earns u-lin a tier-2 line that settles into u-lin's balance."""
+    [recorded] = [e.data for _, e in outcome.events if e.type == "fx.recruiter.recorded"]
+    assert (recorded.distributor_id, recorded.recruiter_id) == (RECRUIT, SHARER)  # type: ignore[attr-defined]
+    second = [
+        (e.type, e.data.order_id, e.data.amount_fen)  # type: ignore[attr-defined]
+        for _, e in outcome.events
+        if e.type.startswith("fx.commission.") and e.data.tier == 2  # type: ignore[attr-defined]
+    ]
+    for kind in ("accrued", "released", "settled"):
+        assert sorted(x[1:] for x in second if x[0] == f"fx.commission.{kind}") == [
+            (f"o-z{n}", 1290) for n in (1, 2, 3)
+        ], second
+    sources = {
+        (e.data.distributor_id, e.data.source_distributor_id)  # type: ignore[attr-defined]
+        for _, e in outcome.events
+        if e.type.startswith("fx.commission.") and e.data.tier == 2  # type: ignore[attr-defined]
+    }
+    assert sources == {(SHARER, RECRUIT)}
+    [member] = outcome.team
+    assert (member["distributor_id"], member["status"], member["orders"]) == (
+        RECRUIT, "qualified", 3,
+    )  # fmt: skip
+    assert member["tier2"]["settled"] == 3 * 1290
+    assert outcome.balance["available_fen"] == 3 * 2580 - WITHDRAWAL - 2580 + 3 * 1290

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from commission import app as commission_app
-from demo.checks import check_outcome
+from commission.settings import CommissionSettings
+from demo.checks import check_outcome, check_second_tier
 from demo.cluster import Cluster
 from demo.scenario import Scenario
 from fx_common.replay import replay_service
@@ -61,6 +62,35 @@ async def test_share_visit_and_orders_flow_through_all_four_services(
     )
     ordered = ledger + " ORDER BY source_event_id"
     assert rows(cluster.database_url("payout"), ordered) == rows(replayed["payout"], ordered)
+
+
+async def test_the_demo_with_two_tiers_pays_the_recruiter_and_replays_the_same(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    """`FX_COMMISSION_TIERS=2 make demo`: the scenario's two-tier case, checked to the fen;
+    referral-binding and commission replay (with the same settings) to the same events."""
+    tiers = {"FX_COMMISSION_TIERS": "2", "FX_TIER2_DEFAULT_RATE_BPS": "500"}
+    cluster = Cluster(
+        bootstrap, tmp_path, namespace=f"e2e2-{unique}.",
+        extra_env={"FX_CLOCK": "simulated", **tiers},
+    )  # fmt: skip
+    cluster.start_all()
+    try:
+        outcome = await Scenario(cluster, say=lambda _: None, tiers=2).run()
+    finally:
+        codes = cluster.stop_all()
+    assert set(codes.values()) == {0}, f"unexpected exit: {codes}"
+    check_second_tier(outcome)
+    settings = CommissionSettings(commission_tiers=2, tier2_default_rate_bps=500)
+    for service, spec in (
+        ("referral-binding", referral_binding_app.SPEC),
+        ("commission", commission_app.spec_for(settings)),
+    ):
+        rebuilt = f"sqlite:///{tmp_path / ('replay-' + service + '.db')}"
+        await replay_service(
+            spec, bootstrap, rebuilt, namespace=cluster.namespace, simulated_clock=True
+        )
+        assert rows(cluster.database_url(service), OUTBOX) == rows(rebuilt, OUTBOX), service
 
 
 # qualification is left out: its inputs include HTTP commands, which no topic replays.
