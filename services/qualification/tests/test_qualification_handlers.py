@@ -146,6 +146,18 @@ def test_orders_of_users_not_assessing_are_ignored(engine: Engine) -> None:
     assert loaded(engine, "u-applied").orders == {}
 
 
+def test_a_recruiter_recorded_on_its_topic_is_skipped(engine: Engine) -> None:
+    """fx.recruiter.recorded shares fx.attributions.v1 with the orders; qualification has no
+    handler for it: counted as ignored, nothing stored or published, never dead-lettered."""
+    seed(engine)
+    data = copy.deepcopy(SAMPLES["fx.recruiter.recorded"]) | {"distributor_id": "u-sharer"}
+    at = CONFIRMED_AT + timedelta(days=1)
+    outcome = processor(engine).process([record("fx.recruiter.recorded", data, time=at)])
+    assert (outcome.applied, outcome.ignored, outcome.dead_lettered) == (0, 1, 0)
+    assert published(engine) == []
+    assert loaded(engine, "u-sharer").orders == {}
+
+
 def test_full_refund_in_the_window_uncounts_partial_does_not(engine: Engine) -> None:
     seed(engine)
     processor(engine).process(
