@@ -177,6 +177,29 @@ def test_earned_board_counts_each_settlement_once_and_a_flush_is_rebuilt_the_sam
     assert service.boards(later) == expected and service.board.board_items() == 7
 
 
+def test_a_tier2_line_counts_on_the_earned_board_for_the_recruiter_it_is_paid_to(
+    tmp_path: Path, namespace: str
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    settings = CommissionSettings(
+        database_url=store_url, redis_url=REDIS_URL, topic_namespace=namespace,
+        commission_tiers=2, tier2_default_rate_bps=500,
+    )  # fmt: skip
+    service = Service(commission_spec(settings), store_url)
+    recruited = event(
+        "fx.recruiter.recorded", T0 - 2 * DAY, distributor_id="d-a", recruiter_id="r-1",
+        applied_at=(T0 - 2 * DAY).isoformat(),
+    )  # fmt: skip
+    qualified = event("fx.distributor.qualified", T0 - 3 * DAY, user_id="r-1")
+    service.process([qualified, recruited, *settles("d-a", "o-1", T0)])
+    service.process([clock(T0 + DAY + HOLD)])
+    # d-a earns 10 % of the lines (2580 + 390), its recruiter 5 % (1290 + 195).
+    assert service.boards(T0 + DAY + HOLD)[Period.ALL] == [("d-a", 2970), ("r-1", 1485)]
+    flush(namespace)
+    assert check_once(service.wiring, service.engine, lambda: T0 + DAY + HOLD) == "empty"
+    assert service.boards(T0 + DAY + HOLD)[Period.ALL] == [("d-a", 2970), ("r-1", 1485)]
+
+
 def test_customers_board_counts_bindings_created_once(store_url: str, namespace: str) -> None:
     settings = ReferralBindingSettings(
         database_url=store_url, redis_url="", topic_namespace=namespace
