@@ -78,16 +78,29 @@ def tier1_qualification_keys(event: Event, data: QualificationEvent) -> Keys:
     return {**qualification_keys(event, data), "recruiting": []}
 
 
+def tier1_attributed_keys(event: Event, data: att.OrderAttributed) -> Keys:
+    """`FX_COMMISSION_TIERS=1`: no recruiter to look up (no query on the hot path)."""
+    return {**attributed_keys(event, data), "recruits": []}
+
+
+def tier1_recruiter_keys(event: Event, data: att.RecruiterRecorded) -> Keys:
+    """`FX_COMMISSION_TIERS=1`: the recruiter is only kept; no orders to load."""
+    return {"recruits": [data.distributor_id]}
+
+
 def make_handlers(terms: domain.Terms) -> list[On[Any]]:
     """The handlers under `terms`, with the contract models they handle and what they load."""
     handlers = CommissionHandlers(terms)
-    qualification = qualification_keys if terms.tiers == 2 else tier1_qualification_keys
+    two = terms.tiers == 2
+    qualification = qualification_keys if two else tier1_qualification_keys
+    attributed = attributed_keys if two else tier1_attributed_keys
+    recruiter = recruiter_keys if two else tier1_recruiter_keys
     return [
-        On((att.OrderAttributed,), handlers.on_attributed, keys=attributed_keys),
+        On((att.OrderAttributed,), handlers.on_attributed, keys=attributed),
         On((att.AttributedOrderCompleted,), handlers.on_completed, keys=order_keys),
         On((att.AttributedOrderRefunded,), handlers.on_refunded, keys=order_keys),
         On(tuple(QUALIFICATION_STATUS), handlers.on_qualification, keys=qualification),
-        On((att.RecruiterRecorded,), handlers.on_recruiter, keys=recruiter_keys),
+        On((att.RecruiterRecorded,), handlers.on_recruiter, keys=recruiter),
     ]
 
 
