@@ -94,6 +94,7 @@ async def test_operator_and_distributor_in_the_browser(
         await withdraw_twice_with_one_key(me)
         await review_withdrawals(ops)
         await leaderboards(me, ops)
+        await team(await sign_in(browser, base, BUYER, "distributor"), me, ops)
         await plan_race(ops)
         await audit_trail(ops)
         await refusals(me, ops)
@@ -227,6 +228,23 @@ async def leaderboards(me: Page, ops: Page) -> None:
     await expect(ops.locator("#top-1 tr", has_text=DISTRIBUTOR)).to_contain_text("¥77.40")
     await expect(ops.locator("#top-2 tr", has_text=DISTRIBUTOR)).to_contain_text("1")
     await shot(ops, "ops-leaderboards")
+
+
+async def team(recruit: Page, me: Page, ops: Page) -> None:
+    """我的团队: the customer u-tea's binding covers applies and joins u-tea's team; ops see
+    the recruit on u-tea's page."""
+    await recruit.get_by_role("button", name="申请成为分销员").click()
+    await recruit.get_by_role("button", name="提交申请").click()
+    await expect(recruit.locator("#status")).to_have_text("待添加客服")
+    await until(me, "/me/team", BUYER)
+    member = me.locator(f"#team tr[data-member='{BUYER}']")
+    await expect(member).to_contain_text("待添加客服")
+    await expect(member.locator(".tier2-settled")).to_have_text("¥0.00")  # one tier: none
+    await shot(me, "me-team")
+    await ops.goto(f"/ops/distributors/{DISTRIBUTOR}")
+    await expect(ops.locator(f"#team tr[data-member='{BUYER}']")).to_contain_text("applied")
+    await ops.locator("#team").scroll_into_view_if_needed()
+    await shot(ops, "ops-distributor-team")
 
 
 async def plan_race(ops: Page) -> None:

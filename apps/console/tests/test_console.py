@@ -270,3 +270,17 @@ def test_leaderboard_pages_for_a_distributor_and_for_ops(console: TestClient) ->
     assert top.text.count("Nobody on the board.") == 2
     assert console.get("/ops/leaderboards?period=year").status_code == 422
     assert console.get("/me/leaderboard").status_code == 403
+
+
+def test_team_pages_for_a_distributor_and_on_the_ops_distributor_page(console: TestClient) -> None:
+    sign_in(console, "u-4", "distributor")
+    page = console.get("/me/team")
+    assert page.status_code == 200, page.text
+    assert "我的团队" in page.text and "共 0 位下级分销员" in page.text
+    assert "暂无团队成员" in page.text
+    refused = console.get("/me/team?page=0")
+    assert refused.status_code == 422 and "页码不正确" in refused.text
+    sign_in(console, "ops-1", "ops")
+    shown = console.get("/ops/distributors/u-4").text.split('<section id="team">')[1]
+    assert "Team (recruits)" in shown and "No recruits." in shown and "0 recruit(s)" in shown
+    assert console.get("/me/team").status_code == 403

@@ -1,5 +1,6 @@
-"""Leaderboards (排行榜) and teams (我的团队) in the console: for a distributor, their own rank
-and the masked top lists, and their own team; for ops, the top lists with full ids. The data
+"""Leaderboards (排行榜) and the team (我的团队) in the console: for a distributor, their own
+rank and the masked top lists, and their own team; for ops, the top lists with full ids (a
+distributor's team is on their page, `fx_console.ops`). The data
 are the services' (commission's `earned` board, referral-binding's `customers` board); the
 console keeps nothing."""
 
@@ -56,6 +57,22 @@ async def my_rank(request: Request, period: str | None = None) -> Response:
         request, "me/leaderboard.html", who, period=chosen, periods=PERIODS,
         earned=earned, customers=customers,
     )  # fmt: skip
+
+
+@me_router.get("/team", response_class=HTMLResponse)
+async def my_team(request: Request, page: int = 1) -> Response:
+    """我的团队: the distributor's recruits (sub-distributors), their status, their orders and
+    the tier-2 commission they brought (commission's team route, the caller's own)."""
+    who, uid = me(request)
+    if not 1 <= page <= 100_000:
+        raise Refused(422, "页码不正确。")
+    team = await panel(
+        console_of(request).services.get(
+            "commission", f"/v1/distributors/{uid}/team", who.token,
+            params={"page": page, "page_size": 20},
+        )
+    )  # fmt: skip
+    return render(request, "me/team.html", who, team=team, page=page)
 
 
 @ops_router.get("/leaderboards", response_class=HTMLResponse)

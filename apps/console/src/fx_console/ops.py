@@ -86,7 +86,7 @@ async def distributor(request: Request, user_id: str) -> Response:
     who = ops(request)
     uid = _distributor_id(user_id)
     services, token = console_of(request).services, who.token
-    status, customers, stats, commissions, balance, withdrawals, ledger = await asyncio.gather(
+    found = await asyncio.gather(
         panel(services.get("qualification", f"/v1/distributors/{uid}", token)),
         panel(services.get("referral-binding", f"/v1/distributors/{uid}/customers", token)),
         panel(services.get("referral-binding", f"/v1/distributors/{uid}/stats", token)),
@@ -96,11 +96,14 @@ async def distributor(request: Request, user_id: str) -> Response:
         panel(services.get("payout", f"/v1/distributors/{uid}/withdrawals", token)),
         panel(services.get("payout", f"/v1/distributors/{uid}/ledger", token,
                            params={"limit": 100})),
+        panel(services.get("commission", f"/v1/distributors/{uid}/team", token,
+                           params={"page_size": 100})),
     )  # fmt: skip
+    status, customers, stats, commissions, balance, withdrawals, ledger, team = found
     return render(
         request, "ops/distributor.html", who, user_id=user_id, status=status,
         customers=customers, stats=stats, commissions=commissions, balance=balance,
-        withdrawals=withdrawals, ledger=ledger,
+        withdrawals=withdrawals, ledger=ledger, team=team,
     )  # fmt: skip
 
 
