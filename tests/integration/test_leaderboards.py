@@ -446,6 +446,7 @@ async def test_both_boards_through_the_broker_redelivered_flushed_and_rebuilt_by
         assert (status["state"], status["board_items"], status["store_items"]) == ("ok", 3, 3)
     finally:
         codes = cluster.stop_all()
+        flush(namespace)
     assert set(codes.values()) == {0}, codes
 
 
