@@ -81,6 +81,20 @@ def test_the_plan_carries_tier2_rates_through_versions(client: TestClient) -> No
     ]  # fmt: skip
 
 
+def test_a_plan_paying_more_than_a_line_is_refused_and_nothing_is_written(
+    client: TestClient,
+) -> None:
+    plan = {"default_rate_bps": 9000, "tier2_default_rate_bps": 500,
+            "tier2_skus": {"tea": {"rate_bps": 1500}}}  # fmt: skip
+    over = edit(client, "PUT", "/v1/plan", json=plan)
+    assert (over.status_code, over.json()["error"]["code"]) == (422, "invalid_plan")
+    assert "SKU 'tea': tier 1 9000 bps + tier 2 1500 bps" in over.json()["error"]["message"]
+    raised = edit(client, "PUT", "/v1/plan/categories/tea", json={"rate_bps": 9600})
+    assert raised.status_code == 422  # 9600 + version 0's tier-2 500
+    versions = call(client, "GET", "/v1/plan/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [0]
+
+
 def test_each_reads_the_tier_and_only_their_own_lines(client: TestClient, tiers: Harness) -> None:
     tiers.qualification("qualified", NOW - 9 * DAY, user="r-1")
     tiers.qualification("qualified", NOW - 5 * DAY, user="d-1")

@@ -4,6 +4,7 @@ pay more than the plan's tier-1 + tier-2 share of what the buyer kept."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -75,6 +76,45 @@ def test_tier2_rates_have_their_own_default_and_overrides() -> None:
     assert (
         RatePlan(version=0, default_rate_bps=1000).quote("pot", None, 1, 10000, 2).amount_fen == 0
     )
+
+
+def test_tier2_gets_at_most_what_tier1_leaves_of_the_line() -> None:
+    fixed = RatePlan(
+        version=1, default_rate_bps=1000, by_sku={"cup": Rate(fen_per_unit=900)},
+        tier2_default_rate_bps=300, tier2_by_sku={"pot": Rate(fen_per_unit=950)},
+    )  # fmt: skip
+    assert fixed.quote("cup", None, 1, 1000).amount_fen == 900
+    capped = fixed.quote("cup", None, 1, 1000, 2)  # 3 % of 1000 = 30, 100 left: not capped
+    assert (capped.amount_fen, capped.rate_bps) == (30, 300)
+    assert fixed.quote("pot", None, 1, 1000).amount_fen == 100
+    capped = fixed.quote("pot", None, 1, 1000, 2)  # 950 asked, 900 left
+    assert (capped.amount_fen, capped.rate_bps, capped.fen_per_unit) == (900, 9000, 950)
+    over = RatePlan(version=1, default_rate_bps=9000, tier2_default_rate_bps=2000)
+    assert (over.quote("tea", None, 1, 1000, 2).amount_fen, over.quote("tea", None, 1, 0, 2)) == (
+        100, over.quote("tea", None, 1, 0, 2),
+    )  # fmt: skip
+
+
+def test_a_plan_whose_two_percentages_exceed_a_line_is_named() -> None:
+    assert RatePlan(version=1, default_rate_bps=9000, tier2_default_rate_bps=1000).excess() is None
+    assert RatePlan(version=1, default_rate_bps=9000, tier2_default_rate_bps=1001).excess() == (
+        "any line: tier 1 9000 bps + tier 2 1001 bps exceed 10000 bps"
+    )
+    by_category = RatePlan(
+        version=1, default_rate_bps=1000, by_category={"tea": Rate(rate_bps=9500)},
+        tier2_default_rate_bps=300, tier2_by_sku={"cup": Rate(rate_bps=700)},
+    )  # fmt: skip
+    assert str(by_category.excess()).startswith("SKU 'cup' in category 'tea': tier 1 9500")
+    assert replace(by_category, tier2_by_sku={}).excess() is None  # 9500 + 300
+    by_category = replace(by_category, tier2_by_sku={}, tier2_default_rate_bps=600)
+    assert str(by_category.excess()).startswith("category 'tea': tier 1 9500 bps + tier 2 600")
+    sku_beats = RatePlan(
+        version=1, default_rate_bps=1000, by_category={"tea": Rate(rate_bps=9500)},
+        by_sku={"cup": Rate(rate_bps=1000)}, tier2_by_category={"tea": Rate(rate_bps=500)},
+    )  # fmt: skip
+    assert sku_beats.excess() is None  # tea 9500 + 500; the cup's own 1000 + tea's 500
+    fixed = RatePlan(version=1, default_rate_bps=9900, tier2_by_sku={"x": Rate(fen_per_unit=1)})
+    assert fixed.excess() is None  # a fixed rule is capped per line instead
 
 
 def test_tier_ids_differ_and_tier1_keeps_its_id() -> None:
@@ -198,6 +238,7 @@ def test_the_tiers_never_pay_more_than_the_plans_share_of_the_net_amount(
     share = apply_bps(net, rates[0]) + apply_bps(net, rates[1])
     paid_out = sum(c.settled_fen - c.reversed_fen for c in lines)
     assert 0 <= paid_out <= share
+    assert paid_out <= net  # whatever the rates: never more than the buyer kept
     assert all(
         c.amount_fen <= apply_bps(net, plan.rate_for("tea", None, c.tier)[0].rate_bps or 0)
         for c in lines

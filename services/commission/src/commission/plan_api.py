@@ -249,6 +249,8 @@ def _create(
         if why is not None:  # depends on the clock and the stored versions: a conflict
             raise ApiError(409, "invalid_plan", why)
         plan = build(latest.plan)
+        if (excess := plan.excess()) is not None:
+            raise ApiError(422, "invalid_plan", f"the plan would pay more than a line: {excess}")
         store.add_plan_version(uow.session, plan, starts, created_at=now, created_by=who_sub)
         return store.StoredPlan(plan, starts, now, who_sub)
 

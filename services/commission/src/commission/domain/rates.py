@@ -78,14 +78,45 @@ class RatePlan:
     def quote(
         self, sku: str, category: str | None, quantity: int, paid_amount_fen: int, tier: Tier = 1
     ) -> Quote:
+        """What the line earns at `tier`. Tier 2 gets at most what tier 1 leaves of the paid
+        amount, so the two never pay more than the line (a fixed per-unit rule of either tier
+        can otherwise reach it; bps rates summing over 100 % are refused by `excess`)."""
         rate, basis = self.rate_for(sku, category, tier)
+        ceiling = paid_amount_fen
+        if tier == 2:
+            ceiling -= self.quote(sku, category, quantity, paid_amount_fen, 1).amount_fen
         if rate.rate_bps is not None:
-            amount = apply_bps(paid_amount_fen, rate.rate_bps)
-            return Quote(amount, rate.rate_bps, None, basis, self.version)
+            full = apply_bps(paid_amount_fen, rate.rate_bps)
+            amount = min(full, ceiling)
+            rate_bps = rate.rate_bps if amount == full else _effective(amount, paid_amount_fen)
+            return Quote(amount, rate_bps, None, basis, self.version)
         assert rate.fen_per_unit is not None
-        amount = min(rate.fen_per_unit * quantity, paid_amount_fen)
-        effective = amount * BPS_DENOMINATOR // paid_amount_fen if paid_amount_fen else 0
+        amount = min(rate.fen_per_unit * quantity, ceiling)
+        effective = _effective(amount, paid_amount_fen)
         return Quote(amount, effective, rate.fen_per_unit, basis, self.version)
+
+    def excess(self) -> str | None:
+        """Where the two tiers' percentage rates together exceed 100 % of a line (None: nowhere).
+        Every SKU and category named by either tier is combined with the other tier's rules."""
+        skus = [*self.by_sku, *self.tier2_by_sku, None]
+        categories = [*self.by_category, *self.tier2_by_category, None]
+        for sku in skus:
+            for category in categories:
+                rates = [self.rate_for(sku or "", category, t)[0].rate_bps for t in (1, 2)]
+                if None in rates or sum(r or 0 for r in rates) <= BPS_DENOMINATOR:
+                    continue
+                named = [
+                    f"SKU {sku!r}" if sku else "",
+                    f"category {category!r}" if category else "",
+                ]
+                where = " in ".join(n for n in named if n) or "any line"
+                return f"{where}: tier 1 {rates[0]} bps + tier 2 {rates[1]} bps exceed 10000 bps"
+        return None
+
+
+def _effective(amount_fen: int, paid_amount_fen: int) -> int:
+    """The rate a line's amount comes to, in bps of its paid amount (floored)."""
+    return amount_fen * BPS_DENOMINATOR // paid_amount_fen if paid_amount_fen else 0
 
 
 def schedule_refusal(
