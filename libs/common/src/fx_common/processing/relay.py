@@ -4,7 +4,7 @@ replica at a time (a lease in the store)."""
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import json
 import logging
 import os
@@ -119,7 +119,7 @@ class OutboxRelay:
             return 0
         sends, spans = [], tracing.new_spans()
         for row in rows:
-            headers = [(k, base64.b64decode(v)) for k, v in json.loads(row.headers)]
+            headers = headers_of(row.headers)
             headers = tracing.publishing(self.service, row.topic, headers, spans)
             key = row.key.encode() if row.key is not None else None
             sends.append(
@@ -158,3 +158,8 @@ class OutboxRelay:
             await self.producer.stop()
         if self._lease_until:
             await asyncio.to_thread(db.release_lease, self.engine, "outbox-relay", self.owner)
+
+
+def headers_of(stored: str) -> list[tuple[str, bytes]]:
+    """The Kafka headers of an outbox row (`unit_of_work.headers_json` wrote them)."""
+    return [(name, binascii.a2b_base64(value)) for name, value in json.loads(stored)]

@@ -3,7 +3,7 @@ letters alike), plus `Rejected`, the refusal of a contract-valid event."""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +31,9 @@ _HEADER_NAMES: dict[str, str] = {}
 
 def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
     """`json.dumps([[name, base64(value)], ...])`, as the outbox stores headers (the relay
-    reads them back), without `json.dumps`' per-call overhead: base64 needs no escaping."""
+    reads them back), without `json.dumps`' per-call overhead: base64 needs no escaping
+    (`binascii.b2a_base64` is what `base64.b64encode` calls; the relay decodes with
+    `binascii.a2b_base64`, what `base64.b64decode` calls)."""
     parts = []
     for name, value in headers:
         quoted = _HEADER_NAMES.get(name)
@@ -39,7 +41,7 @@ def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
             quoted = json.dumps(name)
             if len(_HEADER_NAMES) < 256:
                 _HEADER_NAMES[name] = quoted
-        parts.append(f'[{quoted}, "{base64.b64encode(value).decode()}"]')
+        parts.append(f'[{quoted}, "{binascii.b2a_base64(value, newline=False).decode()}"]')
     return f"[{', '.join(parts)}]"
 
 
