@@ -366,7 +366,10 @@ class ReferralBindingHandlers:
         )
         if attribution is None:
             return
-        attributed = attributions.OrderAttributed(
+        # Each field copies the validated mall.order.paid (its ids, lines and time) or an id
+        # of the store that arrived validated: not validated a second time (that cost as much
+        # as the rest of the handler). The handler tests decode what is published.
+        attributed = attributions.OrderAttributed.model_construct(
             order_id=data.order_id,
             buyer_id=data.buyer_id,
             distributor_id=attribution.distributor_id,
