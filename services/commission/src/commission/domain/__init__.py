@@ -40,6 +40,7 @@ from commission.domain.rates import RateBasis as RateBasis
 from commission.domain.rates import RatePlan as RatePlan
 from commission.domain.rates import Tier as Tier
 from commission.domain.rates import schedule_refusal as schedule_refusal
+from fx_common.ids import uuid5_str
 from fx_common.money import pro_rata
 
 Status = Literal["held", "pending", "frozen", "settled", "reversed", "voided"]
@@ -60,7 +61,7 @@ def commission_id_for(order_id: str, line_id: str, tier: Tier = 1) -> str:
     """One commission per order line and tier, with the same id on every replay (tier 1 keeps
     the id it had before there were tiers)."""
     name = f"{order_id}|{line_id}" if tier == 1 else f"{order_id}|{line_id}|tier{tier}"
-    return str(uuid.uuid5(_COMMISSION_NAMESPACE, name))
+    return uuid5_str(_COMMISSION_NAMESPACE, name)
 
 
 @dataclass(frozen=True)
