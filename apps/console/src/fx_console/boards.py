@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fx_console.centre import me
-from fx_console.ops import ops, panel
+from fx_console.ops import Panel, ops, panel
 from fx_console.web import Refused, console_of, render
 
 me_router = APIRouter(prefix="/me")
@@ -34,24 +34,35 @@ def period_of(value: str | None, *, chinese: bool) -> str:
     return value
 
 
+async def both_boards(
+    request: Request, token: str, path: str, period: str, *, limit: int
+) -> list[Panel]:
+    """The earned and the customers board (`path` with `{board}`), each from its service."""
+    services = console_of(request).services
+    return list(
+        await asyncio.gather(
+            *(
+                panel(
+                    services.get(
+                        service,
+                        path.format(board=board),
+                        token,
+                        params={"period": period, "limit": limit},
+                    )
+                )
+                for board, service in BOARDS
+            )
+        )
+    )
+
+
 @me_router.get("/leaderboard", response_class=HTMLResponse)
 async def my_rank(request: Request, period: str | None = None) -> Response:
     """排行榜: the distributor's own rank and score on each board, and the masked top 10."""
     who, uid = me(request)
     chosen = period_of(period, chinese=True)
-    services = console_of(request).services
-    earned, customers = await asyncio.gather(
-        *(
-            panel(
-                services.get(
-                    service,
-                    f"/v1/distributors/{uid}/leaderboards/{board}",
-                    who.token,
-                    params={"period": chosen, "limit": 10},
-                )
-            )
-            for board, service in BOARDS
-        )
+    earned, customers = await both_boards(
+        request, who.token, f"/v1/distributors/{uid}/leaderboards/{{board}}", chosen, limit=10
     )
     return render(
         request, "me/leaderboard.html", who, period=chosen, periods=PERIODS,
@@ -80,19 +91,8 @@ async def top_lists(request: Request, period: str | None = None) -> Response:
     """Ops: the top 20 of each board for a period, ids in full."""
     who = ops(request)
     chosen = period_of(period, chinese=False)
-    services = console_of(request).services
-    earned, customers = await asyncio.gather(
-        *(
-            panel(
-                services.get(
-                    service,
-                    f"/v1/leaderboards/{board}",
-                    who.token,
-                    params={"period": chosen, "limit": 20},
-                )
-            )
-            for board, service in BOARDS
-        )
+    earned, customers = await both_boards(
+        request, who.token, "/v1/leaderboards/{board}", chosen, limit=20
     )
     return render(
         request, "ops/leaderboards.html", who, period=chosen, periods=PERIODS,
