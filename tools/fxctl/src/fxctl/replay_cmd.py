@@ -180,9 +180,13 @@ def replay_command(
         f"{result.published} outbox row(s)",
         soft_wrap=True,
     )
-    if compare_with is None:
-        return
-    outcome = compare(outbox(compare_with), outbox(url))
+    if compare_with is not None:
+        _compare_outboxes(out, compare_with, url)
+
+
+def _compare_outboxes(out: Console, live_url: str, replay_url: str) -> None:
+    """Print whether the replayed outbox is the live one; exit 1 with the differences if not."""
+    outcome = compare(outbox(live_url), outbox(replay_url))
     if outcome.identical:
         out.print(f"[green]identical[/]: {outcome.rows} outbox row(s) match the live store")
         return

@@ -32,6 +32,8 @@ from referral_binding.store.tables import (
     RbShare,
     RbVisit,
     binding_of,
+    binding_row,
+    new_share_row,
 )
 
 _SHARES = table_of(RbShare)
@@ -167,7 +169,7 @@ class Repository:
     ) -> None:
         """Remember a share; `mall.share.created` is authoritative over what a visit said."""
         known = self.shares.get(share_id)
-        share = dict(known) if known is not None else _new_share(share_id, sharer_id, seen_at)
+        share = dict(known) if known is not None else new_share_row(share_id, sharer_id, seen_at)
         if created:
             share.update(
                 sharer_id=sharer_id, created_at=seen_at, product_sku=product_sku, channel=channel
@@ -226,7 +228,7 @@ class Repository:
         self.changed_customers.add(binding.customer_id)
         if created:
             self.board_items[binding.binding_id] = board.item_for(binding)
-        self._changed_bindings.put(binding.binding_id, _binding_row(binding), created=created)
+        self._changed_bindings.put(binding.binding_id, binding_row(binding), created=created)
 
     def add_extension(
         self, order_id: str, binding_id: str, extended_at: datetime, until: datetime
@@ -371,32 +373,6 @@ class Repository:
         if row["order_id"] in self.new_orders:
             self.new_orders[row["order_id"]] = row
         self.order_distributor[row["order_id"]] = row["distributor_id"]
-
-
-def _new_share(share_id: str, sharer_id: str, seen_at: datetime) -> dict[str, Any]:
-    return {
-        "share_id": share_id,
-        "sharer_id": sharer_id,
-        "product_sku": None,
-        "channel": None,
-        "created_at": None,
-        "first_seen_at": seen_at,
-    }
-
-
-def _binding_row(binding: Binding) -> dict[str, Any]:
-    reason = binding.release_reason
-    return {
-        "binding_id": binding.binding_id,
-        "customer_id": binding.customer_id,
-        "distributor_id": binding.distributor_id,
-        "share_id": binding.share_id,
-        "order_id": binding.order_id,
-        "bound_at": binding.bound_at,
-        "protected_until": binding.protected_until,
-        "released_at": binding.released_at,
-        "release_reason": reason.value if reason is not None else None,
-    }
 
 
 def _by_bound_at(binding: Binding) -> tuple[datetime, str]:

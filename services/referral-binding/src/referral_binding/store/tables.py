@@ -156,3 +156,31 @@ TABLES: tuple[type[SQLModel], ...] = (
 def binding_of(row: Mapping[str, Any]) -> Binding:
     reason = row["release_reason"]
     return Binding(**{**row, "release_reason": ReleaseReason(reason) if reason else None})
+
+
+def new_share_row(share_id: str, sharer_id: str, seen_at: datetime) -> dict[str, Any]:
+    """A share's first row: who shared it, first seen when; `mall.share.created` fills the rest."""
+    return {
+        "share_id": share_id,
+        "sharer_id": sharer_id,
+        "product_sku": None,
+        "channel": None,
+        "created_at": None,
+        "first_seen_at": seen_at,
+    }
+
+
+def binding_row(binding: Binding) -> dict[str, Any]:
+    """The row of `binding` (the inverse of `binding_of`)."""
+    reason = binding.release_reason
+    return {
+        "binding_id": binding.binding_id,
+        "customer_id": binding.customer_id,
+        "distributor_id": binding.distributor_id,
+        "share_id": binding.share_id,
+        "order_id": binding.order_id,
+        "bound_at": binding.bound_at,
+        "protected_until": binding.protected_until,
+        "released_at": binding.released_at,
+        "release_reason": reason.value if reason is not None else None,
+    }
