@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
 from fx_common.contracts.topics import dlq_topic
@@ -102,3 +103,34 @@ async def test_an_interval_of_zero_reads_nothing(bootstrap: str, unique: str) ->
     )
     await asyncio.wait_for(watch_dlq_size(runtime), timeout=5)
     assert gauge(service) is None
+
+
+async def test_a_failed_read_is_retried_soon_not_a_whole_interval_later(
+    bootstrap: str, unique: str, make_topics: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace, service = f"dlqsize-{unique}.", f"svc-{unique}"
+    await make_topics(namespace + dlq_topic(service), partitions=1)  # type: ignore[operator]
+    real_size, calls = SizeReader.size, []
+
+    async def first_fails(reader: SizeReader, topic: str) -> int:
+        calls.append(topic)
+        if len(calls) == 1:  # as when a new topic's leader is not elected yet
+            raise KafkaTimeoutError()
+        return await real_size(reader, topic)
+
+    monkeypatch.setattr(SizeReader, "size", first_fails)
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(kafka_bootstrap_servers=bootstrap, dlq_size_interval_s=600),
+        spec=SimpleNamespace(name=service),
+        namespace=namespace,
+    )
+    task = asyncio.create_task(watch_dlq_size(runtime))
+    try:
+        for _ in range(100):  # RETRY_S (2 s), not the 600 s interval
+            if gauge(service) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (gauge(service), len(calls)) == (0, 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

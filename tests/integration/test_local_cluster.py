@@ -138,10 +138,13 @@ async def test_stores_follow_the_namespace_and_reset_starts_from_nothing(
         assert cluster("down", env_b).returncode == 0
 
         assert await end_offset(bootstrap, first + MALL_SHARES) == 1
+        # The namespace's Redis keys: the cached binding and the leaderboards' keys.
+        keys = [k for p in ("rb:binding:*", "lb:*") for k in cache.scan_iter(match=first + p)]
+        assert f"{first}rb:binding:u-cached".encode() in keys and len(keys) >= 2, keys
         reset = cluster("reset", env_a)
         assert reset.returncode == 0, reset.stdout + reset.stderr
-        # Every topic of the namespace: the contract's and the dead-letter topics.
-        deleted = f"deleted {len(all_topics())} topic(s), 1 cache key(s)"
+        # Every topic of the namespace (the contract's and the dead-letter topics), every key.
+        deleted = f"deleted {len(all_topics())} topic(s), {len(keys)} cache key(s)"
         assert deleted in reset.stdout, reset.stdout
         assert inbox(stores_a / "referral_binding.db") == [], "the old store is gone"
         assert await end_offset(bootstrap, first + MALL_SHARES) == 0, "topics start empty"

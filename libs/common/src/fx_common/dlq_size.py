@@ -5,7 +5,7 @@ needs what the topic holds: every partition's end offset minus its start offset 
 retention or `kafka-delete-records` removed no longer count). The service reads both every
 `FX_DLQ_SIZE_INTERVAL_S` seconds (30; 0 turns it off) with an admin client (the partitions) and
 a consumer that joins no group and reads no record (the offsets), off the consume path; a
-broker that does not answer leaves the last value and is tried again at the next interval.
+broker that does not answer leaves the last value and is tried again 2 s later.
 """
 
 from __future__ import annotations
@@ -75,15 +75,19 @@ async def measure(reader: SizeReader, service: str, namespace: str = "") -> int 
     try:
         size = await reader.size(namespace + dlq_topic(service))
     except (KafkaError, OSError) as exc:
-        log.warning("the DLQ size could not be read (%s); next interval retries", exc)
+        log.warning("the DLQ size could not be read (%s); retrying", exc)
         return None
     DLQ_SIZE.labels(service).set(size)
     return size
 
 
+RETRY_S = 2.0
+"""After a failed read (broker away, a new topic's leader not elected yet), the next try."""
+
+
 async def watch_dlq_size(runtime: Any) -> None:
     """A service task: the gauge every `dlq_size_interval_s` seconds (0: off). Never fails
-    the service: a broker that is away is tried again at the next interval."""
+    the service: a failed read is tried again after `RETRY_S` (or the interval if shorter)."""
     settings = runtime.settings
     interval = float(settings.dlq_size_interval_s)
     if interval <= 0:
@@ -93,9 +97,10 @@ async def watch_dlq_size(runtime: Any) -> None:
         while True:
             if reader is None:
                 reader = await _started(settings.kafka_bootstrap_servers)
-            if reader is not None:
-                await measure(reader, runtime.spec.name, runtime.namespace)
-            await asyncio.sleep(interval)
+            read = reader is not None and (
+                await measure(reader, runtime.spec.name, runtime.namespace) is not None
+            )
+            await asyncio.sleep(interval if read else min(interval, RETRY_S))
     finally:
         if reader is not None:
             await reader.stop()
@@ -106,7 +111,7 @@ async def _started(bootstrap_servers: str) -> SizeReader | None:
     try:
         await reader.start()
     except (KafkaError, OSError) as exc:
-        log.warning("the DLQ size reader could not connect (%s); next interval retries", exc)
+        log.warning("the DLQ size reader could not connect (%s); retrying", exc)
         await reader.stop()
         return None
     return reader
