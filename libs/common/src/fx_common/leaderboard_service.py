@@ -38,6 +38,21 @@ class BoardWiring:
     items_of: Callable[[Any], Sequence[Item]]
     """The items the unit of work's repository counted."""
 
+    @classmethod
+    def of(
+        cls,
+        settings: Any,
+        name: str,
+        source: Source,
+        unit: str,
+        items_of: Callable[[Any], Sequence[Item]],
+    ) -> BoardWiring:
+        """The board `name` of a service with `settings` (Redis, namespace, the mall's offset)."""
+        board = Leaderboard(
+            settings.redis_url, settings.topic_namespace, name, settings.business_utc_offset
+        )
+        return cls(board, source, unit, settings.leaderboard_check_s, items_of)
+
 
 def feeding(
     wiring: BoardWiring, prepare: Prepare | None, on_tick: TickHandler | None

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from commission import domain
 from commission.store.tables import AuditRecord, CommissionRecord
 from fx_common.leaderboard import Item
-from fx_common.leaderboard_redis import Leaderboard
 from fx_common.leaderboard_service import BoardWiring
 from fx_common.repository import rows_in, table_of
 
@@ -66,13 +65,4 @@ class EarnedSource:
 
 
 def wiring(settings: Any) -> BoardWiring:
-    board = Leaderboard(
-        settings.redis_url, settings.topic_namespace, BOARD, settings.business_utc_offset
-    )
-    return BoardWiring(
-        board=board,
-        source=EarnedSource(),
-        unit="fen",
-        check_interval_s=settings.leaderboard_check_s,
-        items_of=lambda repo: repo.board_items,
-    )
+    return BoardWiring.of(settings, BOARD, EarnedSource(), "fen", lambda repo: repo.board_items)

@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from fx_common.leaderboard import Item
-from fx_common.leaderboard_redis import Leaderboard
 from fx_common.leaderboard_service import BoardWiring
 from fx_common.repository import rows_in, table_of
 from referral_binding.domain import Binding
@@ -55,13 +54,10 @@ class CustomersSource:
 
 
 def wiring(settings: Any) -> BoardWiring:
-    board = Leaderboard(
-        settings.redis_url, settings.topic_namespace, BOARD, settings.business_utc_offset
-    )
-    return BoardWiring(
-        board=board,
-        source=CustomersSource(),
-        unit="customers",
-        check_interval_s=settings.leaderboard_check_s,
-        items_of=lambda repo: list(repo.board_items.values()),
+    return BoardWiring.of(
+        settings,
+        BOARD,
+        CustomersSource(),
+        "customers",
+        lambda repo: list(repo.board_items.values()),
     )
