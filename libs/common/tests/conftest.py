@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Engine
 
+from fx_common import db
 from fx_common.http import Auth, MallReader, Ops, create_app, issue_token, require_reader
 from fx_common.runtime import ServiceRuntime, ServiceSpec
 from fx_common.settings import ServiceSettings
+from fx_common.testing import fresh_postgres_database
 
 SECRET = "fx-common-http-tests-secret-of-32-bytes"
 
@@ -90,3 +94,23 @@ def bearer() -> Bearer:
         return {"Authorization": f"Bearer {issue_token(SECRET, sub, role, **kwargs)}"}
 
     return header
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def plumbing_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A store with only the plumbing tables (inbox, outbox, leases): SQLite, then Postgres."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'plumbing.db'}"
+        made = db.make_engine(url)
+        db.create_schema(made, [])
+        yield made
+        made.dispose()
+        return
+    server = os.environ.get("FX_TEST_POSTGRES_URL")
+    if not server:
+        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
+    with fresh_postgres_database(server) as url:
+        made = db.make_engine(url)
+        db.create_schema(made, [])
+        yield made
+        made.dispose()

@@ -3,37 +3,20 @@ takes it (and sweeps) before that sweep commits, however long the sweep takes.""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from fx_common import db
-from fx_common.testing import fresh_postgres_database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'leases.db'}"
-        made = db.make_engine(url)
-        db.create_schema(made, [])
-        yield made
-        made.dispose()
-        return
-    server = os.environ.get("FX_TEST_POSTGRES_URL")
-    if not server:
-        pytest.fail("FX_TEST_POSTGRES_URL is not set: `make test` starts Postgres and sets it")
-    with fresh_postgres_database(server) as url:
-        made = db.make_engine(url)
-        db.create_schema(made, [])
-        yield made
-        made.dispose()
+@pytest.fixture
+def engine(plumbing_engine: Engine) -> Engine:
+    """SQLite, then Postgres (`conftest.plumbing_engine`)."""
+    return plumbing_engine
 
 
 def test_only_the_holder_renews_in_its_transaction(engine: Engine) -> None:

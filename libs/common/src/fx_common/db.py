@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Row, event, func, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Row,
+    bindparam,
+    event,
+    func,
+    text,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
@@ -161,9 +172,20 @@ def pending_outbox(session: Session, limit: int) -> list[Row[Any]]:
 
 
 def mark_published(session: Session, ids: Sequence[int], at: datetime) -> None:
-    session.exec(
-        update(OutboxRecord).where(OutboxRecord.id.in_(ids)).values(published_at=at)  # type: ignore[union-attr]
+    """Stamp the rows `ids` (the relay's, as `pending_outbox` read them) published at `at`.
+
+    The ids are written into the statement as integer literals: an expanding `IN` of a
+    thousand bound parameters cost SQLAlchemy more than the update itself. Never a range
+    (`BETWEEN`): on Postgres a row with a lower id can commit after the relay read, and a range
+    would mark it published unsent."""
+    if not ids:
+        return
+    listed = ",".join(str(int(row_id)) for row_id in ids)
+    published = bindparam("at", type_=OutboxRecord.__table__.c.published_at.type)  # type: ignore[attr-defined]
+    statement = text(f"UPDATE fx_outbox SET published_at = :at WHERE id IN ({listed})").bindparams(
+        published
     )
+    session.connection().execute(statement, {"at": at})
 
 
 def try_lease(engine: Engine, name: str, owner: str, ttl_s: float) -> bool:
