@@ -61,6 +61,9 @@ class InboxRecord(SQLModel, table=True):
     the content it applied (`processing.inbox`; `None` on rows written before digests)."""
 
     __tablename__ = "fx_inbox"
+    # SQLite: the key is the only index, so the table is the key's B-tree (one insert per
+    # event instead of a row and an index entry). Other databases ignore it.
+    __table_args__ = {"sqlite_with_rowid": False}
     ce_id: str = Field(primary_key=True, max_length=128)
     ce_type: str = Field(max_length=128)
     topic: str = Field(max_length=128)
@@ -71,14 +74,17 @@ class InboxRecord(SQLModel, table=True):
 
 
 class OutboxRecord(SQLModel, table=True):
-    """An encoded record waiting to be published (events and dead letters alike)."""
+    """An encoded record waiting to be published (events and dead letters alike).
+
+    Indexed by its id and pending state only: the relay reads in id order, nothing else reads
+    by `ce_id` or `cause_id` on the hot path (migration "fewer plumbing indexes" says why)."""
 
     __tablename__ = "fx_outbox"
     __table_args__ = (Index("ix_fx_outbox_pending", "published_at", "id"),)
     id: int | None = Field(default=None, primary_key=True)
-    ce_id: str | None = Field(default=None, max_length=128, unique=True)
+    ce_id: str | None = Field(default=None, max_length=128)
     ce_type: str | None = Field(default=None, max_length=128)
-    cause_id: str | None = Field(default=None, max_length=160, index=True)
+    cause_id: str | None = Field(default=None, max_length=160)
     topic: str = Field(max_length=128)
     key: str | None = Field(default=None, max_length=256)
     value: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
