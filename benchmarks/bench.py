@@ -245,6 +245,7 @@ async def passthrough_worker(
     consumer = AIOKafkaConsumer(
         in_topic, bootstrap_servers=bootstrap, group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
+        fetch_max_wait_ms=50,  # as the services' consumers (fx_common.edge)
     )  # fmt: skip
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5

@@ -203,6 +203,9 @@ class Bench:
         consumer = AIOKafkaConsumer(
             self.ns + topics.COMMISSIONS, bootstrap_servers=self.cluster.bootstrap,
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            # A fetch in flight for the other partitions holds new records of this one back
+            # for up to fetch_max_wait_ms (aiokafka's default, 500 ms): the probe must not.
+            fetch_max_wait_ms=20,
         )  # fmt: skip
         await consumer.start()
         reader = asyncio.create_task(self._read(consumer, arrived, count))

@@ -56,6 +56,20 @@ def test_the_subscriber_takes_the_service_topics_with_manual_acks(
     assert len(subscriber.calls) == 1
 
 
+def test_a_fetch_waits_at_most_the_batch_wait(tmp_path: Path) -> None:
+    """aiokafka's default fetch_max_wait_ms (500 ms) held new records of one partition behind
+    a fetch waiting on the others: the end-to-end p99 was mostly that wait."""
+    settings = PAYOUT.settings_cls(
+        service="payout",
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        kafka_bootstrap_servers="127.0.0.1:1",
+        batch_max_wait_ms=70,
+    )
+    subscriber = ServiceRuntime(PAYOUT, settings).edge.subscriber
+    assert subscriber is not None
+    assert subscriber._connection_args["fetch_max_wait_ms"] == 70
+
+
 def test_a_bootstrap_list_reaches_the_consumer_as_hosts(tmp_path: Path) -> None:
     """KAFKA_BOOTSTRAP_SERVERS is `host:port,host:port`; FastStream took the string as one host
     name (the three-broker cluster never connected) unless it is given a list."""

@@ -140,6 +140,9 @@ class KafkaEdge:
             max_records=max_records,
             max_poll_records=max_records,
             batch_timeout_ms=max_wait_ms,
+            # The broker's longest wait on a fetch too: a fetch waiting for the partitions it
+            # names holds back new records of a partition it left out (docs/architecture.md).
+            fetch_max_wait_ms=max_wait_ms,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             session_timeout_ms=session_timeout_ms,
