@@ -72,16 +72,22 @@ async def confirm(request: Request, user_id: str) -> Response:
     )  # fmt: skip
 
 
-@router.post("/distributors/{user_id}/revoke")
-async def revoke(request: Request, user_id: str) -> Response:
+async def _distributor_decision(
+    request: Request, user_id: str, action: str, reason_label: str, success: str
+) -> Response:
     who, form = await _form(request)
     uid = _distributor_id(user_id)
-    reason = text_field(form, "reason", "A reason for the revocation")
+    reason = text_field(form, "reason", reason_label)
     call = console_of(request).services.post(
-        "qualification", f"/v1/distributors/{uid}/revoke", who.token, json={"reason": reason}
+        "qualification", f"/v1/distributors/{uid}/{action}", who.token, json={"reason": reason}
     )
-    return await _send(
-        request, who, "revoke", user_id, f"/ops/distributors/{uid}", call,
+    return await _send(request, who, action, user_id, f"/ops/distributors/{uid}", call, success)
+
+
+@router.post("/distributors/{user_id}/revoke")
+async def revoke(request: Request, user_id: str) -> Response:
+    return await _distributor_decision(
+        request, user_id, "revoke", "A reason for the revocation",
         f"{user_id} is revoked: its unsettled commission is voided.",
     )  # fmt: skip
 
@@ -89,14 +95,8 @@ async def revoke(request: Request, user_id: str) -> Response:
 @router.post("/distributors/{user_id}/appoint")
 async def appoint(request: Request, user_id: str) -> Response:
     """FX_QUALIFICATION_MODE=appointed: ops make the user a distributor (who and why kept)."""
-    who, form = await _form(request)
-    uid = _distributor_id(user_id)
-    reason = text_field(form, "reason", "A reason for the appointment")
-    call = console_of(request).services.post(
-        "qualification", f"/v1/distributors/{uid}/appoint", who.token, json={"reason": reason}
-    )
-    return await _send(
-        request, who, "appoint", user_id, f"/ops/distributors/{uid}", call,
+    return await _distributor_decision(
+        request, user_id, "appoint", "A reason for the appointment",
         f"{user_id} is appointed a distributor.",
     )  # fmt: skip
 
