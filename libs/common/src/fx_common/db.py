@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select, update
@@ -112,13 +112,26 @@ def normalise_url(url: str) -> str:
     return url
 
 
+SQLITE_POOL_SIZE = 50
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = make_url(url).database or ""
+        in_memory = path in ("", ":memory:")
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as threads may read at once (anyio's 40 for synchronous
+        # routes, the batch, the relay, asyncio's default executor): with SQLAlchemy's
+        # default 5 (+10 overflow) every connection past 5 was opened, its pragmas run, and
+        # closed again per request under HTTP load. An idle SQLite connection costs little.
+        pool: dict[str, int] = {}
+        if not in_memory:  # (in memory: SQLAlchemy keeps one connection per thread, no pool)
+            pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 10}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
